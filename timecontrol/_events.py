@@ -1,0 +1,184 @@
+"""The Log's vocabulary: immutable, typed events that round-trip through JSON exactly.
+
+An event is a `msgspec.Struct` (frozen, slotted, compared by value). Its `kind` is a dotted
+name (``"action.succeeded"``) that must be registered, so that a typo is an error at the point
+of writing and a file from a newer timecontrol with kinds this version does not know is
+reported rather than misread. Payloads are plain JSON objects; nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+
+from ._exceptions import EventKindError, EventPayloadError
+
+__all__ = [
+    "EVENT_SCHEMA_VERSION",
+    "Event",
+    "EventKind",
+    "check_kind",
+    "decode_event",
+    "encode_event",
+    "encode_payload",
+    "event_from_row",
+    "known_kinds",
+    "register_kind",
+]
+
+#: Version of the event shape. Stores write it; readers refuse a newer one.
+EVENT_SCHEMA_VERSION: Final = 1
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """One thing that happened, as recorded in the Log.
+
+    Attributes:
+        seq: position in the Log (strictly increasing, never reused, continues across restarts).
+        mono: the event loop's monotonic time when it was recorded, in seconds.
+        wall: wall time when it was recorded, POSIX seconds (UTC); see `at`.
+        kind: registered dotted name, e.g. ``"action.failed"``.
+        subject: what it is about: a job, plan, run or command id ("" when global).
+        payload: JSON object with the kind's details. Treat it as read-only.
+    """
+
+    seq: int
+    mono: float
+    wall: float
+    kind: str
+    subject: str = ""
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def at(self) -> datetime:
+        """The wall time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.wall, UTC)
+
+    def to_json(self) -> bytes:
+        """This event as JSON (UTF-8 bytes)."""
+        return _encoder.encode(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Event:
+        """Decode an event from JSON, checking its shape and that its kind is known."""
+        return decode_event(data)
+
+
+class EventKind(msgspec.Struct, frozen=True):
+    """A registered event kind and what it means."""
+
+    name: str
+    description: str
+
+
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_kinds: dict[str, EventKind] = {}
+_kind_names: set[str] = set()  # a plain set: the hot path checks membership only
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+_payload_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def register_kind(name: str, description: str) -> EventKind:
+    """Register an event kind (idempotent for the same name).
+
+    Names are lowercase dotted words such as ``"job.missed"``; the first word is the area that
+    owns the kind. Libraries built on timecontrol register their own kinds at import time.
+    """
+    if not isinstance(name, str) or not _KIND_RE.match(name):
+        raise EventKindError(
+            f"event kind {name!r} is not a lowercase dotted name; expected e.g. 'job.missed' "
+            "(letters, digits and '_' in each part, at least two parts)"
+        )
+    kind = _kinds.get(name)
+    if kind is None:
+        kind = EventKind(name, description)
+        _kinds[name] = kind
+        _kind_names.add(name)
+    return kind
+
+
+def known_kinds() -> dict[str, EventKind]:
+    """Every registered kind, by name."""
+    return dict(_kinds)
+
+
+def check_kind(kind: str) -> None:
+    """Raise `EventKindError` unless `kind` is registered."""
+    if kind not in _kind_names:
+        raise EventKindError(
+            f"unknown event kind {kind!r}; known kinds are {sorted(_kind_names)} "
+            "(register new ones with timecontrol.register_kind)"
+        )
+
+
+def encode_event(event: Event) -> bytes:
+    """JSON for an event; `EventPayloadError` if its payload holds a non-JSON value."""
+    encode_payload(event.kind, event.payload)
+    return _encoder.encode(event)
+
+
+_EMPTY = b"{}"
+
+
+def encode_payload(kind: str, payload: dict[str, Any]) -> bytes:
+    """JSON for a payload; `EventPayloadError` (naming the value) if it is not a JSON object."""
+    if not payload:
+        if isinstance(payload, dict):
+            return _EMPTY
+    elif isinstance(payload, dict):
+        try:
+            return _encoder.encode(payload)
+        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+            raise EventPayloadError(
+                f"event payload {payload!r} for kind {kind!r} is not JSON: {exc}; payload "
+                "values must be str, int, float, bool, None, or lists and str-keyed dicts of those"
+            ) from None
+    raise EventPayloadError(
+        f"event payload for kind {kind!r} must be a dict (a JSON object), got {payload!r}"
+    )
+
+
+def event_from_row(
+    seq: int, mono: float, wall: float, kind: str, subject: str, payload: str | bytes
+) -> Event:
+    """Rebuild an event from a stored row (payload as JSON text), checking its kind."""
+    check_kind(kind)
+    try:
+        data = _payload_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise EventPayloadError(
+            f"stored payload of event {seq} is not a JSON object: {exc}; got {payload!r:.200}"
+        ) from None
+    return Event(seq, mono, wall, kind, subject, data)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """An event from its JSON, validated; unknown kinds raise `EventKindError`."""
+    try:
+        event = _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise EventPayloadError(f"not a valid event: {exc}; got {data!r:.200}") from None
+    except msgspec.DecodeError as exc:
+        raise EventPayloadError(f"event is not valid JSON: {exc}; got {data!r:.200}") from None
+    check_kind(event.kind)
+    return event
+
+
+# The kinds the foundation itself writes. Later parts register theirs next to their code.
+for _name, _doc in (
+    ("engine.started", "the engine's loop started"),
+    ("engine.stopped", "the engine's loop stopped"),
+    ("intent.scheduled", "an intent was added to the Schedule"),
+    ("intent.cancelled", "an intent was cancelled before it was due"),
+    ("action.started", "a due intent's coroutine started"),
+    ("action.succeeded", "a coroutine returned; payload: result, duration"),
+    ("action.failed", "a coroutine raised; payload: error type, message, traceback"),
+    ("action.cancelled", "a running coroutine was cancelled (engine stop or panic)"),
+    ("log.note", "a free-form note written by the user"),
+):
+    register_kind(_name, _doc)

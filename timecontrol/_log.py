@@ -1,0 +1,374 @@
+"""The Log: what *did* happen, as immutable events appended in order.
+
+`Log.append` is the hot path of the whole library: every job start, every throttled command,
+every plan message goes through it. It never blocks the loop and never awaits: it stamps the
+event from the Clock, keeps it in a bounded in-memory ring, hands the event and its JSON to the
+durable sinks (which batch in their own threads) and wakes the matching subscribers.
+
+Reads: `Log.recent` looks at the ring (sync, instant); `await Log.query` asks the durable sink
+when there is one (after flushing), so it also sees what has scrolled out of the ring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Collection, Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+import anyio
+
+from ._clock import Clock, current_clock, to_timestamp
+from ._events import Event, check_kind, encode_payload
+from ._events import _kind_names as _KINDS
+from ._exceptions import LogError
+
+__all__ = ["Log", "LogSink", "Subscription"]
+
+
+@runtime_checkable
+class LogSink(Protocol):
+    """A durable destination for the Log's events (e.g. `timecontrol.stores.SQLiteLog`).
+
+    `write` is called on the loop for every event and must not block: queue and return.
+    """
+
+    def last_seq(self) -> int:
+        """The highest sequence number already stored (0 if none): the Log continues after it."""
+        ...
+
+    def write(self, event: Event, payload: bytes) -> None:
+        """Queue one event (with its payload as JSON) for writing; never blocks."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is durable."""
+        ...
+
+    async def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        kinds: Collection[str] | None = None,
+        subjects: Collection[str] | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """Events matching every given filter, in sequence order (or newest first)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and release the sink."""
+        ...
+
+
+def _kindset(kinds: str | Collection[str] | None) -> frozenset[str] | None:
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    for kind in kinds:
+        check_kind(kind)
+    return frozenset(kinds)
+
+
+def _subjectset(subjects: str | Collection[str] | None) -> frozenset[str] | None:
+    if subjects is None:
+        return None
+    return frozenset((subjects,) if isinstance(subjects, str) else subjects)
+
+
+def _matches(
+    event: Event,
+    kinds: frozenset[str] | None,
+    subjects: frozenset[str] | None,
+) -> bool:
+    return (kinds is None or event.kind in kinds) and (
+        subjects is None or event.subject in subjects
+    )
+
+
+class Subscription:
+    """An async iterator over new events that match a filter.
+
+    Created by `Log.subscribe`; use it as ``async with log.subscribe(...) as sub:`` and
+    ``async for event in sub``. A subscriber that falls more than `buffer` events behind
+    loses the oldest ones (counted in `dropped`) rather than slowing the Log down.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        kinds: frozenset[str] | None,
+        subjects: frozenset[str] | None,
+        buffer: int,
+    ) -> None:
+        self._log = log
+        self.kinds = kinds
+        self.subjects = subjects
+        self._queue: deque[Event] = deque()
+        self._buffer = buffer
+        self._wakeup: anyio.Event | None = None
+        self._closed = False
+        #: Events lost because this subscriber fell more than `buffer` behind.
+        self.dropped = 0
+
+    def _deliver(self, event: Event) -> None:
+        if len(self._queue) >= self._buffer:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(event)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    def close(self) -> None:
+        """Stop receiving; a pending `get` ends the iteration."""
+        if not self._closed:
+            self._closed = True
+            self._log._unsubscribe(self)
+            wakeup, self._wakeup = self._wakeup, None
+            if wakeup is not None:
+                wakeup.set()
+
+    def pending(self) -> int:
+        """Events received and not yet read."""
+        return len(self._queue)
+
+    def get_nowait(self) -> Event | None:
+        """The next event if one is waiting, else None."""
+        return self._queue.popleft() if self._queue else None
+
+    async def get(self) -> Event:
+        """Wait for the next event. Raises `StopAsyncIteration` once closed and drained."""
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._wakeup is None:
+                self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+        return self._queue.popleft()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.get()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Log:
+    """The append-only record of everything that happened.
+
+    Args:
+        clock: where timestamps come from (default: `current_clock()` when first used).
+        ring_size: how many recent events stay in memory for `recent` (default 100,000).
+        sink: an optional durable sink (e.g. `timecontrol.stores.SQLiteLog`); sequence numbers
+            continue after the sink's last stored event.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        ring_size: int = 100_000,
+        sink: LogSink | None = None,
+    ) -> None:
+        if not isinstance(ring_size, int) or ring_size < 1:
+            raise LogError(f"ring_size must be a positive int, got {ring_size!r}")
+        self._clock = clock
+        self._ring: deque[Event] = deque(maxlen=ring_size)
+        self._sink = sink
+        self._seq = sink.last_seq() if sink is not None else 0
+        self._subscribers: list[Subscription] = []
+        self._closed = False
+
+    @property
+    def clock(self) -> Clock:
+        """The clock stamping this Log's events."""
+        if self._clock is None:
+            self._clock = current_clock()
+        return self._clock
+
+    @property
+    def sink(self) -> LogSink | None:
+        """The durable sink, if any."""
+        return self._sink
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest event (0 before the first)."""
+        return self._seq
+
+    @property
+    def ring_size(self) -> int:
+        """Capacity of the in-memory ring."""
+        return self._ring.maxlen or 0
+
+    def append(self, kind: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:
+        """Record an event now and return it. Never blocks; call it from the loop's thread.
+
+        Raises `EventKindError` for an unregistered kind and `EventPayloadError` for a payload
+        that is not JSON; in both cases nothing is recorded.
+        """
+        if self._closed:
+            raise LogError("this Log is closed; events can no longer be appended")
+        if kind not in _KINDS:
+            check_kind(kind)
+        if payload is None:
+            payload = {}
+        # Encoding here validates the payload before anything is recorded, and spreads the
+        # JSON work evenly over the loop instead of in bursts in the writer thread.
+        encoded = encode_payload(kind, payload)
+        clock = self._clock or self.clock
+        mono, wall = clock.monotonic(), clock.time()
+        self._seq += 1
+        event = Event(self._seq, mono, wall, kind, subject, payload)
+        self._ring.append(event)
+        if self._sink is not None:
+            self._sink.write(event, encoded)
+        for sub in self._subscribers:
+            if (sub.kinds is None or kind in sub.kinds) and (
+                sub.subjects is None or subject in sub.subjects
+            ):
+                sub._deliver(event)
+        return event
+
+    def subscribe(
+        self,
+        kinds: str | Collection[str] | None = None,
+        subjects: str | Collection[str] | None = None,
+        *,
+        buffer: int = 100_000,
+    ) -> Subscription:
+        """Receive every future event whose kind and subject match (None = any)."""
+        if buffer < 1:
+            raise LogError(f"buffer must be a positive int, got {buffer!r}")
+        sub = Subscription(self, _kindset(kinds), _subjectset(subjects), buffer)
+        self._subscribers.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    def recent(
+        self,
+        *,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        kinds: str | Collection[str] | None = None,
+        subjects: str | Collection[str] | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """Matching events still in the in-memory ring (`since` inclusive, `until` exclusive).
+
+        With `limit`, the oldest `limit` matches (or the newest, with `newest_first`).
+        """
+        lo = -math.inf if since is None else to_timestamp(since, "since")
+        hi = math.inf if until is None else to_timestamp(until, "until")
+        ks, ss = _kindset(kinds), _subjectset(subjects)
+        source: Iterable[Event] = reversed(self._ring) if newest_first else self._ring
+        out: list[Event] = []
+        for event in source:
+            if lo <= event.wall < hi and _matches(event, ks, ss):
+                out.append(event)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    async def query(
+        self,
+        *,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        kinds: str | Collection[str] | None = None,
+        subjects: str | Collection[str] | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """Like `recent`, but over the durable sink when there is one (everything ever kept)."""
+        if self._sink is None:
+            return self.recent(
+                since=since,
+                until=until,
+                kinds=kinds,
+                subjects=subjects,
+                limit=limit,
+                newest_first=newest_first,
+            )
+        await self._sink.flush()
+        return await self._sink.query(
+            since=None if since is None else to_timestamp(since, "since"),
+            until=None if until is None else to_timestamp(until, "until"),
+            kinds=_kindset(kinds),
+            subjects=_subjectset(subjects),
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    async def purge(self, older_than: timedelta | float) -> int:
+        """Delete events older than `older_than` (a timedelta, or seconds) before now.
+
+        Applies to the durable sink (returns how many it deleted) and to the ring.
+        """
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        if not (isinstance(seconds, int | float) and seconds >= 0):
+            raise LogError(f"older_than must be a non-negative duration, got {older_than!r}")
+        before = self.clock.time() - seconds
+        while self._ring and self._ring[0].wall < before:
+            self._ring.popleft()
+        purge = getattr(self._sink, "purge", None)
+        if purge is None:
+            return 0
+        count: int = await purge(before)
+        return count
+
+    async def flush(self) -> None:
+        """Return once every event appended so far is durable (no-op without a sink)."""
+        if self._sink is not None:
+            await self._sink.flush()
+
+    async def aclose(self) -> None:
+        """Flush and close the sink and end every subscription. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for sub in list(self._subscribers):
+            sub.close()
+        if self._sink is not None:
+            await self._sink.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __len__(self) -> int:
+        """Events currently in the ring."""
+        return len(self._ring)
+
+    def __repr__(self) -> str:
+        return f"<Log last_seq={self._seq} in_ring={len(self._ring)} sink={self._sink!r}>"
