@@ -11,7 +11,7 @@ The public face is this module (plus `timecontrol.testing`, `timecontrol.stores`
 from __future__ import annotations
 
 from ._clock import Clock, SystemClock, current_clock, ensure_aware, use_clock
-from ._engine import Action, Engine, jsonable
+from ._engine import Action, Engine, current_engine, jsonable
 from ._events import EVENT_SCHEMA_VERSION, Event, EventKind, known_kinds, register_kind
 from ._exceptions import (
     ClockError,
@@ -55,6 +55,7 @@ __all__ = [
     "UnknownActionError",
     "__version__",
     "current_clock",
+    "current_engine",
     "ensure_aware",
     "jsonable",
     "known_kinds",

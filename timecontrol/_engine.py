@@ -30,12 +30,24 @@ from ._exceptions import EngineStateError, EventPayloadError, TimeControlError, 
 from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
 
-__all__ = ["Action", "Engine", "jsonable"]
+__all__ = ["Action", "Engine", "current_engine", "jsonable"]
 
 Action = Callable[..., Awaitable[Any]]
 A = TypeVar("A", bound=Action)
 
 _json = msgspec.json.Encoder()
+
+# Engines that are running, newest last: limiters and drivers created without an explicit
+# engine write their events to the newest one's Log (see `current_engine`).
+_active: list[Engine] = []
+
+
+def current_engine() -> Engine | None:
+    """The most recently started engine that is still running, or None.
+
+    Limiters and instruments use it to find a Log to write to when none was given.
+    """
+    return _active[-1] if _active else None
 
 
 def jsonable(value: Any) -> Any:
@@ -100,6 +112,10 @@ class Engine:
         self._serve_task: asyncio.Task[None] | None = None
         self._stop_requested: anyio.Event | None = None
         self._started = False
+        # Dispatch gate: names of whoever holds scheduled dispatch (pause, panic, ...).
+        self._holds: set[str] = set()
+        self._released: anyio.Event | None = None
+        self._action_scopes: dict[int, anyio.CancelScope] = {}
 
     # -- properties -------------------------------------------------------------------------
 
@@ -233,6 +249,7 @@ class Engine:
         self._tg = tg
         self._started = True
         log.append("engine.started", "", {"pid": os.getpid()})
+        _active.append(self)
         tg.start_soon(self._dispatch)
         return self
 
@@ -252,6 +269,8 @@ class Engine:
         finally:
             self._tg = None
             self._started = False
+            if self in _active:
+                _active.remove(self)
             with anyio.CancelScope(shield=True):
                 log = self.log
                 log.append("engine.stopped", "", {"pending": len(self.schedule)})
@@ -305,6 +324,34 @@ class Engine:
                 self._idle = anyio.Event()
             await self._idle.wait()
 
+    # -- dispatch gate (used by pause / resume / panic) ---------------------------------------
+
+    def hold_dispatch(self, holder: str) -> None:
+        """Stop starting scheduled intents until every holder has released (loop-level pause).
+
+        Intents that fall due meanwhile stay in the Schedule; they start on release (the
+        scheduler applies its misfire policy to them).
+        """
+        self._holds.add(holder)
+
+    def release_dispatch(self, holder: str) -> None:
+        """Withdraw `holder`'s hold; dispatch resumes once no hold remains."""
+        self._holds.discard(holder)
+        if not self._holds and self._released is not None:
+            released, self._released = self._released, None
+            released.set()
+
+    @property
+    def dispatch_holds(self) -> frozenset[str]:
+        """Who currently holds dispatch (empty when dispatching)."""
+        return frozenset(self._holds)
+
+    def cancel_running(self) -> int:
+        """Cancel every running action (e.g. on panic); each records ``action.cancelled``."""
+        for scope in self._action_scopes.values():
+            scope.cancel()
+        return len(self._action_scopes)
+
     # -- the loop ---------------------------------------------------------------------------
 
     def _maybe_idle(self) -> None:
@@ -317,6 +364,10 @@ class Engine:
         tg = self._tg
         assert tg is not None
         while True:
+            while self._holds:
+                if self._released is None:
+                    self._released = anyio.Event()
+                await self._released.wait()
             now = clock.time()
             intent = schedule.pop_due(now)
             while intent is not None:
@@ -355,7 +406,9 @@ class Engine:
             )
             t0 = self.clock.monotonic()
             try:
-                result = await fn(**(intent.kwargs or {}))
+                with anyio.CancelScope() as scope:
+                    self._action_scopes[intent.seq] = scope
+                    result = await fn(**(intent.kwargs or {}))
             except BaseException as exc:
                 duration = self.clock.monotonic() - t0
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -380,6 +433,19 @@ class Engine:
                     },
                 )
             else:
+                if scope.cancelled_caught:
+                    # Cancelled on its own (`cancel_running`), not with the engine: record it
+                    # and let the engine carry on.
+                    log.append(
+                        "action.cancelled",
+                        subject,
+                        {
+                            "seq": intent.seq,
+                            "action": intent.action,
+                            "duration": self.clock.monotonic() - t0,
+                        },
+                    )
+                    return
                 log.append(
                     "action.succeeded",
                     subject,
@@ -404,6 +470,7 @@ class Engine:
                 },
             )
         finally:
+            self._action_scopes.pop(intent.seq, None)
             self._running -= 1
             self._maybe_idle()
 
