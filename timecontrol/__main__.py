@@ -1,0 +1,7 @@
+"""``python -m timecontrol`` is the ``timecontrol`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""The ``timecontrol`` command: ``timecontrol demo`` and ``timecontrol log FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import msgspec
+
+from . import __version__
+from ._engine import Engine
+from ._events import Event
+from ._exceptions import TimeControlError
+from .stores import read_events
+from .testing import VirtualClock
+
+__all__ = ["main"]
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def _short(key: str, value: Any, width: int = 60) -> str:
+    if key == "due" and isinstance(value, float):
+        text = datetime.fromtimestamp(value).astimezone().strftime("%H:%M:%S.%f")[:-3]
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = msgspec.json.encode(value).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_event(event: Event, t0: float | None = None) -> str:
+    """One readable line for an event: time, kind, subject and the payload's main fields."""
+    stamp = event.at.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    rel = f"+{event.wall - t0:8.3f}s " if t0 is not None else ""
+    details = {k: v for k, v in event.payload.items() if k not in {"traceback", "seq"}}
+    body = " ".join(f"{k}={_short(k, v, 48)}" for k, v in details.items())
+    return f"{rel}{stamp}  #{event.seq:<5} {event.kind:<18} {event.subject:<12} {body}".rstrip()
+
+
+# -- timecontrol log --------------------------------------------------------------------------
+
+_REL = re.compile(r"^-?(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_when(text: str, now: datetime) -> float:
+    """An ISO 8601 time (naive = local time) or a relative one like ``-2h`` / ``30m``."""
+    match = _REL.match(text.strip())
+    if match:
+        return (now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])).timestamp()
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise TimeControlError(
+            f"cannot read time {text!r}; give ISO 8601 (2026-03-29T09:00+02:00) "
+            "or an age such as 30m, 2h, 7d"
+        ) from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # a person typing a time means their local time
+    return when.timestamp()
+
+
+def _cmd_log(args: argparse.Namespace, out: TextIO) -> int:
+    now = datetime.now(UTC)  # the CLI is an edge: it may read the real clock
+    events = read_events(
+        args.file,
+        since=None if args.since is None else _parse_when(args.since, now),
+        until=None if args.until is None else _parse_when(args.until, now),
+        kinds=args.kind or None,
+        subjects=args.subject or None,
+        limit=args.limit,
+        newest_first=args.tail,
+    )
+    if args.tail:
+        events.reverse()
+    if args.json:
+        for event in events:
+            out.write(event.to_json().decode() + "\n")
+        return 0
+    for event in events:
+        out.write(format_event(event) + "\n")
+    out.write(f"-- {len(events)} event(s)\n")
+    return 0
+
+
+# -- timecontrol demo -------------------------------------------------------------------------
+
+
+async def _demo(db: Path, out: TextIO, fast: bool) -> None:
+    """A lab morning in miniature: sampling at time points, a failing job, a live event feed."""
+    engine = Engine(store=db)
+    rng = random.Random(7)
+
+    @engine.action
+    async def sample(volume_ul: float) -> dict[str, float]:
+        """Draw a sample and read its absorbance (a simulated instrument taking 150 ms)."""
+        await anyio.sleep(0.15)
+        elapsed = engine.clock.time() - start
+        absorbance = 1.2 * (1 - math.exp(-elapsed / 6)) + rng.gauss(0, 0.01)
+        return {"volume_ul": volume_ul, "absorbance": round(absorbance, 4)}
+
+    @engine.action
+    async def calibrate() -> None:
+        """A calibration that finds its reference out of range: the failure is recorded."""
+        await anyio.sleep(0.05)
+        raise RuntimeError("reference cell reads 2.91, outside 0.95..1.05")
+
+    async with engine:
+        start = engine.clock.time()
+        out.write(f"timecontrol {__version__} demo: log file {db}\n")
+        out.write(
+            "schedule: 5 samples 1 s apart, then 3 samples 3 s apart; calibrate at +2.5 s\n\n"
+        )
+
+        async def feed() -> None:
+            async with engine.log.subscribe() as sub:
+                async for event in sub:
+                    out.write(format_event(event, start) + "\n")
+                    out.flush()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed)
+            # Time points, hein_control style: a block's first point lies at its start.
+            offsets = [i * 1.0 for i in range(5)] + [4.0 + 3.0 * (i + 1) for i in range(3)]
+            for n, offset in enumerate(offsets, 1):
+                engine.submit(
+                    "sample",
+                    at=start + offset,
+                    kwargs={"volume_ul": 20.0},
+                    subject=f"sample-{n}",
+                    reason="timepoint",
+                )
+            engine.submit("calibrate", at=start + 2.5, subject="calibrate")
+            await engine.wait_idle()
+            await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+
+    events = read_events(db)
+    kinds = Counter(e.kind for e in events)
+    runs = [e for e in events if e.kind == "action.succeeded" and e.payload["action"] == "sample"]
+    failures = [e for e in events if e.kind == "action.failed"]
+    starts = [e for e in events if e.kind == "action.started"]
+    late = [e.payload["late"] * 1000 for e in starts]
+    out.write("\nsummary, read back from " + str(db) + ":\n")
+    out.write(
+        f"  events: {len(events)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})\n"
+    )
+    out.write(f"  samples: {len(runs)}, absorbance ")
+    out.write(" → ".join(str(e.payload["result"]["absorbance"]) for e in runs) + "\n")
+    out.write(f"  failures: {len(failures)}")
+    for e in failures:
+        out.write(f" [{e.subject}: {e.payload['error']}: {e.payload['message']}]")
+    out.write("\n")
+    if late:
+        out.write(f"  start lateness: max {max(late):.2f} ms, mean {sum(late) / len(late):.2f} ms")
+        out.write(" (virtual time: exactly 0)\n" if fast else "\n")
+    out.write(f"  explore it: timecontrol log {db} --kind action.failed\n")
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    db = Path(args.db)
+    if db.exists() and not args.keep:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    if args.fast:
+        VirtualClock(datetime.now(UTC).replace(microsecond=0)).run(_demo, db, out, True)
+    else:
+        anyio.run(_demo, db, out, False)
+    return 0
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="timecontrol", description="Run lab experiments on time, and read what happened."
+    )
+    parser.add_argument("--version", action="version", version=f"timecontrol {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="a short live demonstration (about 15 s; --fast: 1 s)")
+    demo.add_argument("--fast", action="store_true", help="run under virtual time")
+    demo.add_argument(
+        "--db", default="timecontrol-demo.sqlite", help="log file to write (default: %(default)s)"
+    )
+    demo.add_argument("--keep", action="store_true", help="append to an existing log file")
+    demo.set_defaults(func=_cmd_demo)
+
+    log = sub.add_parser("log", help="list and filter the events of a log file")
+    log.add_argument("file", type=Path)
+    log.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    log.add_argument("--subject", action="append", help="only this subject (repeatable)")
+    log.add_argument("--since", help="ISO time or age (30m, 2h, 7d)")
+    log.add_argument("--until", help="ISO time or age")
+    log.add_argument("--limit", type=int, help="at most this many events")
+    log.add_argument("--tail", action="store_true", help="the newest events (with --limit)")
+    log.add_argument("--json", action="store_true", help="one JSON event per line")
+    log.set_defaults(func=_cmd_log)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input, with a clear message)."""
+    args = _parser().parse_args(argv)
+    stream = out if out is not None else sys.stdout
+    try:
+        status: int = args.func(args, stream)
+    except TimeControlError as exc:
+        sys.stderr.write(f"timecontrol: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
