@@ -21,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -54,6 +54,7 @@ CREATE INDEX IF NOT EXISTS events_subject ON events (subject, seq);
 _INSERT = "INSERT INTO events (seq, mono, wall, kind, subject, payload) VALUES (?, ?, ?, ?, ?, ?)"
 
 Row = tuple[int, float, float, str, str, bytes]
+T = TypeVar("T")
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -216,7 +217,10 @@ class SQLiteLog:
         self._pending: list[Row] = []
         self._queued_seq = self._last_seq
         self._durable_seq = self._last_seq
-        self._commands: list[tuple[str, Any]] = []
+        # Work for the writer thread besides events: (fn, reply or None), run in order.
+        self._commands: list[
+            tuple[Callable[[sqlite3.Connection], Any], tuple[list[Any], threading.Event] | None]
+        ] = []
         self._wake = threading.Event()
         self._cond = threading.Condition()
         self._closing = False
@@ -268,13 +272,40 @@ class SQLiteLog:
 
     async def purge(self, before: float) -> int:
         """Delete events older than wall time `before` (POSIX seconds); returns how many."""
+
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM events WHERE wall < ?", (before,)).rowcount
+
+        return await self.call(delete)
+
+    def call_soon(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Run `fn(connection)` on the writer thread, after the events queued so far.
+
+        Fire and forget (write-behind): for other tables kept in the same file, such as job
+        definitions. `fn` runs inside its own transaction; an exception fails the writer.
+        """
+        self._commands.append((fn, None))
+        self._wake.set()
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the writer thread in a transaction and return its result.
+
+        Events queued before the call are committed first. An exception raised by `fn` rolls
+        its transaction back and is re-raised here; the writer carries on.
+        """
         done = threading.Event()
-        result: list[int] = []
-        self._commands.append(("purge", (before, result, done)))
+        box: list[Any] = []
+        self._commands.append((fn, (box, done)))
         self._wake.set()
         await anyio.to_thread.run_sync(done.wait, abandon_on_cancel=True)
         self._raise_if_failed()
-        return result[0] if result else 0
+        if not box:
+            raise StoreError(f"the SQLite writer for {str(self.path)!r} stopped before the call")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        result: T = value
+        return result
 
     async def query(
         self,
@@ -328,12 +359,8 @@ class SQLiteLog:
                 if batch:
                     self._insert(conn, batch)
                 while self._commands:
-                    name, arg = self._commands.pop(0)
-                    if name == "purge":
-                        before, result, done = arg
-                        cur = conn.execute("DELETE FROM events WHERE wall < ?", (before,))
-                        result.append(cur.rowcount)
-                        done.set()
+                    fn, reply = self._commands.pop(0)
+                    self._run_command(conn, fn, reply)
                 if closing and not self._pending:
                     break
         except BaseException as exc:  # reported to the loop by flush()/aclose()
@@ -345,8 +372,30 @@ class SQLiteLog:
             with self._cond:
                 self._closed = True
                 self._cond.notify_all()
-            for _name, arg in self._commands:
-                arg[2].set()
+            for _fn, reply in self._commands:
+                if reply is not None:
+                    reply[1].set()
+
+    def _run_command(
+        self,
+        conn: sqlite3.Connection,
+        fn: Callable[[sqlite3.Connection], Any],
+        reply: tuple[list[Any], threading.Event] | None,
+    ) -> None:
+        conn.execute("BEGIN")
+        try:
+            value = fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            if reply is None:
+                raise  # write-behind has nobody to tell: fail the writer loudly
+            reply[0].append((False, exc))
+        else:
+            conn.execute("COMMIT")
+            if reply is not None:
+                reply[0].append((True, value))
+        if reply is not None:
+            reply[1].set()
 
     def _insert(self, conn: sqlite3.Connection, batch: list[Row]) -> None:
         size = self.batch_size
