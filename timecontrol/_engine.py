@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 import anyio
 import msgspec
@@ -29,6 +29,9 @@ from ._clock import Clock, current_clock, to_timestamp
 from ._exceptions import EngineStateError, EventPayloadError, TimeControlError, UnknownActionError
 from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
 
 __all__ = ["Action", "Engine", "current_engine", "jsonable"]
 
@@ -85,10 +88,17 @@ class Engine:
         store: None for an in-memory Log, or a path to a SQLite file (created if missing) that
             keeps every event durably, or any `LogSink`.
         clock: the Clock to use (default: `current_clock()`, virtual under timecontrol.testing).
+            Its `monotonic()` must be the running loop's time (true of every timecontrol clock).
         ring_size: how many recent events the Log keeps in memory.
 
     Use it as ``async with Engine() as engine:`` (asyncio and trio), or in ``python -m asyncio``
     with ``await engine.start()`` and ``await engine.stop()``.
+
+    Dispatch: on asyncio the engine arms one loop timer (``loop.call_at``) for the earliest
+    intent and starts each due action as a plain asyncio task; anyio's task spawn and cancel
+    scopes cost several times the floor per run, and dispatch is the hot path. On trio (and
+    any other anyio backend) a dispatch task sleeps in the engine's task group. Both paths
+    share the same decisions (`_fire_due`) and record the same events.
     """
 
     def __init__(
@@ -104,9 +114,11 @@ class Engine:
         self._log: Log | None = None
         self.schedule = Schedule()
         self._actions: dict[str, Action] = {}
+        self._quiet: set[str] = set()  # actions whose start/success are not recorded
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tg: TaskGroup | None = None
-        self._sleep_scope: anyio.CancelScope | None = None
-        self._sleep_until = math.inf
+        self._driver: _AsyncioDriver | _TaskDriver | None = None
         self._running = 0
         self._idle: anyio.Event | None = None
         self._serve_task: asyncio.Task[None] | None = None
@@ -114,8 +126,8 @@ class Engine:
         self._started = False
         # Dispatch gate: names of whoever holds scheduled dispatch (pause, panic, ...).
         self._holds: set[str] = set()
-        self._released: anyio.Event | None = None
-        self._action_scopes: dict[int, anyio.CancelScope] = {}
+        self._scheduler: Scheduler | None = None
+        self._cancelled_exc: type[BaseException] = asyncio.CancelledError
 
     # -- properties -------------------------------------------------------------------------
 
@@ -128,7 +140,11 @@ class Engine:
 
     @property
     def log(self) -> Log:
-        """The engine's Log (created, and its store opened, on first use)."""
+        """The engine's Log (created, and its store opened, on first use).
+
+        After the engine stops, the Log stays readable (`recent`) but takes no more events; the
+        next start opens a new one on the same store.
+        """
         if self._log is None:
             self._log = Log(clock=self.clock, ring_size=self._ring_size, sink=self._open_sink())
         return self._log
@@ -142,6 +158,11 @@ class Engine:
     def actions(self) -> dict[str, Action]:
         """The registered actions, by name (a copy)."""
         return dict(self._actions)
+
+    @property
+    def running_actions(self) -> int:
+        """How many actions are running now."""
+        return self._running
 
     def _open_sink(self) -> LogSink | None:
         store = self._store_arg
@@ -160,14 +181,21 @@ class Engine:
     # -- actions ----------------------------------------------------------------------------
 
     @overload
-    def action(self, func: A, /, *, name: str | None = None) -> A: ...
+    def action(self, func: A, /, *, name: str | None = None, record: bool = True) -> A: ...
     @overload
-    def action(self, func: None = None, /, *, name: str | None = None) -> Callable[[A], A]: ...
+    def action(
+        self, func: None = None, /, *, name: str | None = None, record: bool = True
+    ) -> Callable[[A], A]: ...
 
-    def action(self, func: A | None = None, /, *, name: str | None = None) -> A | Callable[[A], A]:
+    def action(
+        self, func: A | None = None, /, *, name: str | None = None, record: bool = True
+    ) -> A | Callable[[A], A]:
         """Register an async function as an action, by its name (or `name`); returns it as is.
 
-        Usable bare (``@engine.action``) or with a name (``@engine.action(name="sample")``).
+        Usable bare (``@engine.action``) or with arguments (``@engine.action(name="sample")``).
+        With ``record=False`` its starts and successes are not written to the Log (for
+        wrappers that record their own events, such as the scheduler's); failures and
+        cancellations always are.
         """
 
         def register(fn: A) -> A:
@@ -178,12 +206,16 @@ class Engine:
                 )
             key = name or fn.__name__
             existing = self._actions.get(key)
-            if existing is not None and existing is not fn:
+            if existing is not None and existing != fn:
                 raise TimeControlError(
                     f"an action named {key!r} is already registered ({existing!r}); "
                     "pass name=... to register this one under another name"
                 )
             self._actions[key] = fn
+            if record:
+                self._quiet.discard(key)
+            else:
+                self._quiet.add(key)
             return fn
 
         return register if func is None else register(func)
@@ -196,10 +228,20 @@ class Engine:
                 )
             return action
         for key, fn in self._actions.items():
-            if fn is action:
+            if fn == action:
                 return key
         self.action(action)
         return getattr(action, "__name__", repr(action))
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def on_start(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await callback()`` each time the engine starts, once dispatch is ready."""
+        self._on_start.append(callback)
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await callback()`` each time the engine stops, before its Log is closed."""
+        self._on_stop.append(callback)
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -224,9 +266,9 @@ class Engine:
         intent = self.schedule.add(
             due, name, subject=subject, kwargs=kwargs, priority=priority, reason=reason
         )
-        if due < self._sleep_until and self._sleep_scope is not None:
-            # The loop sleeps towards a later intent: wake it so it considers this one.
-            self._sleep_scope.cancel()
+        driver = self._driver
+        if driver is not None and due < driver.armed_for:
+            driver.rearm()  # the loop waits for a later intent: consider this one
         return intent
 
     def cancel(self, intent: Intent) -> bool:
@@ -243,14 +285,32 @@ class Engine:
     async def __aenter__(self) -> Self:
         if self._started:
             raise EngineStateError("this engine is already running")
+        if self._log is not None and self._log.closed:
+            self._log = None  # a restart: open the store again
         log = self.log
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
         self._started = True
+        self._cancelled_exc = anyio.get_cancelled_exc_class()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         log.append("engine.started", "", {"pid": os.getpid()})
         _active.append(self)
-        tg.start_soon(self._dispatch)
+        try:
+            if loop is not None:
+                self._driver = _AsyncioDriver(self, loop)
+                self._driver.rearm()
+            else:
+                self._driver = _TaskDriver(self, tg)
+                tg.start_soon(self._driver.loop)
+            for callback in self._on_start:
+                await callback()
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(
@@ -261,10 +321,14 @@ class Engine:
     ) -> bool | None:
         tg = self._tg
         assert tg is not None
-        # Stopping cancels the dispatch loop and whatever is still running; their
-        # cancellation is recorded before the Log is flushed and closed.
-        tg.cancel_scope.cancel()
+        driver, self._driver = self._driver, None
+        # Stopping cancels the dispatch and whatever is still running; their cancellation is
+        # recorded before the Log is flushed and closed.
         try:
+            with anyio.CancelScope(shield=True):
+                if isinstance(driver, _AsyncioDriver):
+                    await driver.aclose()
+            tg.cancel_scope.cancel()
             return await tg.__aexit__(exc_type, exc, tb)
         finally:
             self._tg = None
@@ -272,10 +336,11 @@ class Engine:
             if self in _active:
                 _active.remove(self)
             with anyio.CancelScope(shield=True):
+                for callback in self._on_stop:
+                    await callback()
                 log = self.log
                 log.append("engine.stopped", "", {"pending": len(self.schedule)})
                 await log.aclose()
-                self._log = None
 
     async def start(self) -> None:
         """Start the engine in the background (asyncio only; for ``python -m asyncio``).
@@ -337,9 +402,8 @@ class Engine:
     def release_dispatch(self, holder: str) -> None:
         """Withdraw `holder`'s hold; dispatch resumes once no hold remains."""
         self._holds.discard(holder)
-        if not self._holds and self._released is not None:
-            released, self._released = self._released, None
-            released.set()
+        if not self._holds and self._driver is not None:
+            self._driver.rearm()
 
     @property
     def dispatch_holds(self) -> frozenset[str]:
@@ -348,9 +412,8 @@ class Engine:
 
     def cancel_running(self) -> int:
         """Cancel every running action (e.g. on panic); each records ``action.cancelled``."""
-        for scope in self._action_scopes.values():
-            scope.cancel()
-        return len(self._action_scopes)
+        driver = self._driver
+        return 0 if driver is None else driver.cancel_all()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -359,121 +422,215 @@ class Engine:
             idle, self._idle = self._idle, None
             idle.set()
 
-    async def _dispatch(self) -> None:
-        clock, schedule = self.clock, self.schedule
-        tg = self._tg
-        assert tg is not None
-        while True:
-            while self._holds:
-                if self._released is None:
-                    self._released = anyio.Event()
-                await self._released.wait()
-            now = clock.time()
-            intent = schedule.pop_due(now)
-            while intent is not None:
-                self._running += 1
-                tg.start_soon(self._run, intent, now)
-                intent = schedule.pop_due(now)
-            self._maybe_idle()
-            nxt = schedule.peek()
-            self._sleep_until = nxt.due if nxt is not None else math.inf
-            with anyio.CancelScope() as scope:
-                self._sleep_scope = scope
-                if nxt is None:
-                    await anyio.sleep_forever()
-                else:
-                    await clock.sleep_until_wall(nxt.due)
-            self._sleep_scope = None
+    def _fire_due(self, spawn: Callable[[Intent, float], None]) -> None:
+        """Start every intent due now (unless dispatch is held)."""
+        if self._holds:
+            return
+        now = self.clock.time()
+        pop_due = self.schedule.pop_due
+        intent = pop_due(now)
+        while intent is not None:
+            self._running += 1
+            spawn(intent, now)
+            intent = pop_due(now)
+        self._maybe_idle()
 
-    async def _run(self, intent: Intent, now: float) -> None:
+    async def _run(self, intent: Intent, now: float, scope: anyio.CancelScope | None) -> None:
+        """Run one intent's action and record its outcome (`scope`: trio path only)."""
         log = self.log
-        subject = intent.subject or intent.action
-        fn = self._actions.get(intent.action)
+        clock = self.clock
+        seq, action = intent.seq, intent.action
+        subject = intent.subject or action
+        fn = self._actions.get(action)
+        record = action not in self._quiet
+        t0 = clock.monotonic()
         try:
             if fn is None:
                 raise UnknownActionError(
-                    f"no action named {intent.action!r}; registered: {sorted(self._actions)}"
+                    f"no action named {action!r}; registered: {sorted(self._actions)}"
                 )
-            log.append(
-                "action.started",
-                subject,
-                {
-                    "seq": intent.seq,
-                    "action": intent.action,
-                    "due": intent.due,
-                    "late": now - intent.due,
-                },
-            )
-            t0 = self.clock.monotonic()
-            try:
-                with anyio.CancelScope() as scope:
-                    self._action_scopes[intent.seq] = scope
-                    result = await fn(**(intent.kwargs or {}))
-            except BaseException as exc:
-                duration = self.clock.monotonic() - t0
-                if isinstance(exc, anyio.get_cancelled_exc_class()):
-                    log.append(
-                        "action.cancelled",
-                        subject,
-                        {"seq": intent.seq, "action": intent.action, "duration": duration},
-                    )
-                    raise
-                if not isinstance(exc, Exception):
-                    raise
+            if record:
                 log.append(
-                    "action.failed",
+                    "action.started",
                     subject,
-                    {
-                        "seq": intent.seq,
-                        "action": intent.action,
-                        "duration": duration,
-                        "error": type(exc).__name__,
-                        "message": str(exc),
-                        "traceback": "".join(traceback.format_exception(exc)),
-                    },
+                    {"seq": seq, "action": action, "due": intent.due, "late": now - intent.due},
                 )
+            if scope is None:
+                result = await fn(**(intent.kwargs or {}))
             else:
-                if scope.cancelled_caught:
-                    # Cancelled on its own (`cancel_running`), not with the engine: record it
-                    # and let the engine carry on.
+                result = None
+                with scope:
+                    result = await fn(**(intent.kwargs or {}))
+                if scope.cancelled_caught:  # cancelled on its own (`cancel_running`)
                     log.append(
                         "action.cancelled",
                         subject,
-                        {
-                            "seq": intent.seq,
-                            "action": intent.action,
-                            "duration": self.clock.monotonic() - t0,
-                        },
+                        {"seq": seq, "action": action, "duration": clock.monotonic() - t0},
                     )
                     return
-                log.append(
-                    "action.succeeded",
-                    subject,
-                    {
-                        "seq": intent.seq,
-                        "action": intent.action,
-                        "duration": self.clock.monotonic() - t0,
-                        "result": jsonable(result),
-                    },
-                )
-        except UnknownActionError as exc:
+        except Exception as exc:
             log.append(
                 "action.failed",
                 subject,
                 {
-                    "seq": intent.seq,
-                    "action": intent.action,
-                    "duration": 0.0,
+                    "seq": seq,
+                    "action": action,
+                    "duration": clock.monotonic() - t0,
                     "error": type(exc).__name__,
                     "message": str(exc),
-                    "traceback": "",
+                    "traceback": "".join(traceback.format_exception(exc)),
                 },
             )
+        except BaseException as exc:
+            if isinstance(exc, self._cancelled_exc):
+                log.append(
+                    "action.cancelled",
+                    subject,
+                    {"seq": seq, "action": action, "duration": clock.monotonic() - t0},
+                )
+                # Under anyio the engine's own cancellation must propagate; a task of the
+                # asyncio driver is ours alone and simply ends.
+                if scope is not None:
+                    raise
+                return
+            raise
+        else:
+            if record:
+                log.append(
+                    "action.succeeded",
+                    subject,
+                    {
+                        "seq": seq,
+                        "action": action,
+                        "duration": clock.monotonic() - t0,
+                        "result": jsonable(result),
+                    },
+                )
         finally:
-            self._action_scopes.pop(intent.seq, None)
             self._running -= 1
             self._maybe_idle()
+
+    # -- the scheduler ----------------------------------------------------------------------
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The engine's job scheduler (created on first use; see `add_job`)."""
+        if self._scheduler is None:
+            from .scheduler import Scheduler
+
+            self._scheduler = Scheduler(self)
+        return self._scheduler
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"
         return f"<Engine {state} pending={len(self.schedule)} actions={sorted(self._actions)}>"
+
+
+class _AsyncioDriver:
+    """Dispatch on asyncio: one `loop.call_at` timer for the earliest intent, a task per run."""
+
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self.armed_for = math.inf  # the due (wall) time the timer is set for
+        self.tasks: dict[asyncio.Task[None], int] = {}
+        recheck = getattr(engine.clock, "recheck", 1.0)
+        self.recheck = recheck if isinstance(recheck, int | float) else 1.0
+
+    def rearm(self) -> None:
+        """(Re)set the timer for the earliest pending intent."""
+        engine = self.engine
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.armed_for = math.inf
+        if engine._holds:
+            return
+        nxt = engine.schedule.peek()
+        if nxt is None:
+            return
+        self.armed_for = nxt.due
+        delay = nxt.due - engine.clock.time()
+        if delay <= 0:
+            self.handle = self.loop.call_soon(self._on_timer)
+        else:
+            # Never further ahead than `recheck`: after a wall-clock step the next wake
+            # re-reads wall time (see Clock.sleep_until_wall).
+            self.handle = self.loop.call_at(
+                self.loop.time() + min(delay, self.recheck), self._on_timer
+            )
+
+    def _on_timer(self) -> None:
+        self.handle = None
+        self.armed_for = math.inf
+        self.engine._fire_due(self._spawn)
+        self.rearm()
+
+    def _spawn(self, intent: Intent, now: float) -> None:
+        task = self.loop.create_task(self.engine._run(intent, now, None))
+        self.tasks[task] = intent.seq
+        task.add_done_callback(self.tasks.pop)
+
+    def cancel_all(self) -> int:
+        for task in self.tasks:
+            task.cancel()
+        return len(self.tasks)
+
+    async def aclose(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.armed_for = -math.inf  # nothing re-arms after close
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _TaskDriver:
+    """Dispatch on any anyio backend (trio): a task in the engine's group sleeps till due."""
+
+    def __init__(self, engine: Engine, tg: TaskGroup) -> None:
+        self.engine = engine
+        self.tg = tg
+        self.armed_for = math.inf
+        self.sleep_scope: anyio.CancelScope | None = None
+        self.scopes: dict[int, anyio.CancelScope] = {}
+
+    def rearm(self) -> None:
+        """Wake the dispatch task so that it looks at the Schedule again."""
+        if self.sleep_scope is not None:
+            self.sleep_scope.cancel()
+
+    def _spawn(self, intent: Intent, now: float) -> None:
+        scope = anyio.CancelScope()
+        self.scopes[intent.seq] = scope
+        self.tg.start_soon(self._run, intent, now, scope)
+
+    async def _run(self, intent: Intent, now: float, scope: anyio.CancelScope) -> None:
+        try:
+            await self.engine._run(intent, now, scope)
+        finally:
+            self.scopes.pop(intent.seq, None)
+
+    def cancel_all(self) -> int:
+        for scope in self.scopes.values():
+            scope.cancel()
+        return len(self.scopes)
+
+    async def loop(self) -> None:
+        engine = self.engine
+        clock, schedule = engine.clock, engine.schedule
+        while True:
+            engine._fire_due(self._spawn)
+            nxt = None if engine._holds else schedule.peek()
+            self.armed_for = nxt.due if nxt is not None else math.inf
+            with anyio.CancelScope() as scope:
+                self.sleep_scope = scope
+                if nxt is None:
+                    await anyio.sleep_forever()
+                else:
+                    await clock.sleep_until_wall(nxt.due)
+            self.sleep_scope = None

@@ -21,9 +21,9 @@ from typing import Any, Protocol, Self, runtime_checkable
 import anyio
 
 from ._clock import Clock, current_clock, to_timestamp
-from ._events import Event, check_kind, encode_payload
+from ._events import Event, check_kind, normalize_payload
 from ._events import _kind_names as _KINDS
-from ._exceptions import LogError
+from ._exceptions import EventPayloadError, LogError
 
 __all__ = ["Log", "LogSink", "Subscription"]
 
@@ -90,6 +90,32 @@ def _matches(
     return (kinds is None or event.kind in kinds) and (
         subjects is None or event.subject in subjects
     )
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise LogError(f"limit must be None or a non-negative int, got {limit!r}")
+
+
+def _check_subject(subject: object) -> str:
+    """A subject as a plain str that UTF-8 can store; `EventPayloadError` otherwise.
+
+    Without this check a subject such as ``5`` came back from a store as ``"5"``, and one
+    holding a lone surrogate stopped the SQLite writer, losing every later event.
+    """
+    if not isinstance(subject, str):
+        raise EventPayloadError(
+            f"event subject must be a str (a job, plan or command id, or ''), got {subject!r} "
+            f"({type(subject).__name__})"
+        )
+    try:
+        subject.encode()
+    except UnicodeEncodeError as exc:
+        raise EventPayloadError(
+            f"event subject {subject!r} is not valid Unicode text ({exc.reason}); "
+            "give a str that UTF-8 can encode"
+        ) from None
+    return str.__str__(subject)  # a str subclass (e.g. an enum member) as its plain value
 
 
 class Subscription:
@@ -211,6 +237,11 @@ class Log:
         return self._sink
 
     @property
+    def closed(self) -> bool:
+        """True once `aclose` was called: the Log takes no more events (reads still work)."""
+        return self._closed
+
+    @property
     def last_seq(self) -> int:
         """Sequence number of the newest event (0 before the first)."""
         return self._seq
@@ -224,17 +255,22 @@ class Log:
         """Record an event now and return it. Never blocks; call it from the loop's thread.
 
         Raises `EventKindError` for an unregistered kind and `EventPayloadError` for a payload
-        that is not JSON; in both cases nothing is recorded.
+        that is not JSON or a subject that is not a str; in each case nothing is recorded. The
+        event carries the payload as JSON reads it back (see `normalize_payload`: a tuple
+        becomes a list, NaN None, ...), so that `recent`, `query` and the durable sink all
+        return the same event.
         """
         if self._closed:
             raise LogError("this Log is closed; events can no longer be appended")
         if kind not in _KINDS:
             check_kind(kind)
+        if type(subject) is not str or not subject.isascii():
+            subject = _check_subject(subject)
         if payload is None:
             payload = {}
         # Encoding here validates the payload before anything is recorded, and spreads the
         # JSON work evenly over the loop instead of in bursts in the writer thread.
-        encoded = encode_payload(kind, payload)
+        payload, encoded = normalize_payload(kind, payload)
         clock = self._clock or self.clock
         mono, wall = clock.monotonic(), clock.time()
         self._seq += 1
@@ -281,6 +317,9 @@ class Log:
 
         With `limit`, the oldest `limit` matches (or the newest, with `newest_first`).
         """
+        _check_limit(limit)
+        if limit == 0:
+            return []
         lo = -math.inf if since is None else to_timestamp(since, "since")
         hi = math.inf if until is None else to_timestamp(until, "until")
         ks, ss = _kindset(kinds), _subjectset(subjects)
@@ -304,6 +343,7 @@ class Log:
         newest_first: bool = False,
     ) -> list[Event]:
         """Like `recent`, but over the durable sink when there is one (everything ever kept)."""
+        _check_limit(limit)
         if self._sink is None:
             return self.recent(
                 since=since,
@@ -332,8 +372,13 @@ class Log:
         if not (isinstance(seconds, int | float) and seconds >= 0):
             raise LogError(f"older_than must be a non-negative duration, got {older_than!r}")
         before = self.clock.time() - seconds
-        while self._ring and self._ring[0].wall < before:
-            self._ring.popleft()
+        # Not just a prefix of the ring: after a wall-clock step backwards the ring is not in
+        # wall order, and the sink deletes by wall time whatever the order.
+        ring = self._ring
+        kept = [event for event in ring if event.wall >= before]
+        if len(kept) < len(ring):
+            ring.clear()
+            ring.extend(kept)
         purge = getattr(self._sink, "purge", None)
         if purge is None:
             return 0
