@@ -114,9 +114,11 @@ class _ClockBase:
         if not (recheck > 0):
             raise ValueError(f"recheck must be a positive number of seconds, got {recheck!r}")
         self.recheck = recheck
-        # Set by clocks that *know* when their wall time steps (the virtual clock), so that
-        # sleepers re-check at once instead of at their next `recheck`.
-        self._stepped: anyio.Event | None = None
+        # Clocks that *know* when their wall time steps (the virtual clock) wake the sleepers
+        # registered here, so that they re-check at once instead of at their next `recheck`.
+        # One event per sleeper, created in the sleeper's own loop: one clock (the shared
+        # `SystemClock`) serves every event loop, one after another or in other threads.
+        self._step_waiters: set[anyio.Event] = set()
 
     def monotonic(self) -> float:
         """The running event loop's monotonic time, in seconds."""
@@ -161,16 +163,18 @@ class _ClockBase:
             remaining = target - self.time()
             if remaining <= 0:
                 return
-            if self._stepped is None:
-                self._stepped = anyio.Event()
-            stepped = self._stepped
-            with anyio.move_on_after(min(remaining, self.recheck)):
-                await stepped.wait()
+            stepped = anyio.Event()
+            self._step_waiters.add(stepped)
+            try:
+                with anyio.move_on_after(min(remaining, self.recheck)):
+                    await stepped.wait()
+            finally:
+                self._step_waiters.discard(stepped)
 
     def _notify_step(self) -> None:
         """Wake every `sleep_until_wall` so that it re-reads the (stepped) wall time."""
-        stepped, self._stepped = self._stepped, None
-        if stepped is not None:
+        waiters, self._step_waiters = self._step_waiters, set()
+        for stepped in waiters:
             stepped.set()
 
 

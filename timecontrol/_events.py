@@ -9,6 +9,7 @@ reported rather than misread. Payloads are plain JSON objects; nothing is ever p
 from __future__ import annotations
 
 import re
+import reprlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ __all__ = [
     "encode_payload",
     "event_from_row",
     "known_kinds",
+    "normalize_payload",
     "register_kind",
 ]
 
@@ -124,6 +126,17 @@ def encode_event(event: Event) -> bytes:
 
 _EMPTY = b"{}"
 
+# Error messages name the bad payload, but a bounded view of it: a payload can be huge, or
+# nested too deeply for the built-in repr (which then raises RecursionError itself).
+_repr = reprlib.Repr()
+_repr.maxlevel = 8
+_repr.maxdict = _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxfrozenset = 20
+_repr.maxstring = _repr.maxother = _repr.maxlong = 200
+
+
+def _describe(value: object) -> str:
+    return _repr.repr(value)
+
 
 def encode_payload(kind: str, payload: dict[str, Any]) -> bytes:
     """JSON for a payload; `EventPayloadError` (naming the value) if it is not a JSON object."""
@@ -133,14 +146,30 @@ def encode_payload(kind: str, payload: dict[str, Any]) -> bytes:
     elif isinstance(payload, dict):
         try:
             return _encoder.encode(payload)
-        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        # ValueError: a str holding a lone surrogate has no UTF-8 (UnicodeEncodeError).
+        except (TypeError, ValueError, msgspec.EncodeError, OverflowError, RecursionError) as exc:
             raise EventPayloadError(
-                f"event payload {payload!r} for kind {kind!r} is not JSON: {exc}; payload "
+                f"event payload {_describe(payload)} for kind {kind!r} is not JSON: {exc}; payload "
                 "values must be str, int, float, bool, None, or lists and str-keyed dicts of those"
             ) from None
     raise EventPayloadError(
-        f"event payload for kind {kind!r} must be a dict (a JSON object), got {payload!r}"
+        f"event payload for kind {kind!r} must be a dict (a JSON object), got {_describe(payload)}"
     )
+
+
+def normalize_payload(kind: str, payload: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The payload as JSON reads it back, and its JSON; `EventPayloadError` if not JSON.
+
+    Plain JSON values (str, int, finite float, bool, None, lists and str-keyed dicts of those)
+    come back equal. Anything else that JSON can still write comes back as JSON reads it (a
+    tuple or set becomes a list, a datetime its ISO string, NaN and infinities None, an int key
+    a str), so that the event kept in memory equals the one in a durable store and the one
+    decoded from `Event.to_json`, and later changes to the caller's dict do not reach it.
+    """
+    encoded = encode_payload(kind, payload)
+    # Decoding costs about as much as checking every value's type in Python, and is exact by
+    # construction.
+    return _payload_decoder.decode(encoded), encoded
 
 
 def event_from_row(

@@ -292,11 +292,17 @@ class Log:
         *,
         buffer: int = 100_000,
     ) -> Subscription:
-        """Receive every future event whose kind and subject match (None = any)."""
+        """Receive every future event whose kind and subject match (None = any).
+
+        On a closed Log there are no future events: the subscription comes back closed.
+        """
         if buffer < 1:
             raise LogError(f"buffer must be a positive int, got {buffer!r}")
         sub = Subscription(self, _kindset(kinds), _subjectset(subjects), buffer)
-        self._subscribers.append(sub)
+        if self._closed:
+            sub._closed = True  # no future events: iterating ends at once instead of hanging
+        else:
+            self._subscribers.append(sub)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:

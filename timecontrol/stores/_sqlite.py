@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -89,6 +90,11 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> int:
         raise StoreError(
             f"{str(path)!r} holds tables {sorted(tables)} but no timecontrol schema version; "
             "refusing to write into a database timecontrol did not create"
+        )
+    if version > 0 and not {"meta", "events"} <= tables:
+        raise StoreError(
+            f"{str(path)!r} has schema version {version} but not timecontrol's tables (it holds "
+            f"{sorted(tables)}); give a new path or a file written by timecontrol"
         )
     return version
 
@@ -207,14 +213,21 @@ class SQLiteLog:
                     + "INSERT OR REPLACE INTO meta VALUES ('created_by', 'timecontrol');"
                     + "COMMIT;"
                 )
+            # Sequence numbers are never reused: `purge` may have deleted the newest events,
+            # so it leaves the highest seq it saw in `meta`.
             self._last_seq = int(
-                conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+                conn.execute(
+                    "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), COALESCE("
+                    "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
+                ).fetchone()[0]
             )
         except BaseException:
             conn.close()
             raise
         self._conn = conn
-        self._pending: list[Row] = []
+        # A deque, never replaced: the loop appends on the right while the writer thread takes
+        # from the left (both atomic), so no event can land in a batch already being written.
+        self._pending: deque[Row] = deque()
         self._queued_seq = self._last_seq
         self._durable_seq = self._last_seq
         # Work for the writer thread besides events: (fn, reply or None), run in order.
@@ -259,12 +272,22 @@ class SQLiteLog:
         self._wake.set()
         await anyio.to_thread.run_sync(self._wait_durable, target, abandon_on_cancel=True)
         self._raise_if_failed()
+        if self._durable_seq < target:  # written after close: the writer is gone
+            raise StoreError(
+                f"{self!r} is closed; events up to seq {target} were written after it closed "
+                f"and are not stored (durable up to {self._durable_seq})"
+            )
 
     def _wait_durable(self, target: int) -> None:
         with self._cond:
             self._cond.wait_for(
                 lambda: self._durable_seq >= target or self._error is not None or self._closed
             )
+
+    def _check_open(self) -> None:
+        # After close the writer thread is gone: work handed to it would wait forever.
+        if self._closing:
+            raise StoreError(f"{self!r} is closed; it runs no more work")
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -274,7 +297,15 @@ class SQLiteLog:
         """Delete events older than wall time `before` (POSIX seconds); returns how many."""
 
         def delete(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM events WHERE wall < ?", (before,)).rowcount
+            top = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+            if top is not None:  # keep the high-water mark: seqs are never reused
+                conn.execute(
+                    "INSERT INTO meta VALUES ('last_seq', ?) ON CONFLICT (key) DO UPDATE SET "
+                    "value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    (str(top),),
+                )
+            count: int = conn.execute("DELETE FROM events WHERE wall < ?", (before,)).rowcount
+            return count
 
         return await self.call(delete)
 
@@ -284,6 +315,7 @@ class SQLiteLog:
         Fire and forget (write-behind): for other tables kept in the same file, such as job
         definitions. `fn` runs inside its own transaction; an exception fails the writer.
         """
+        self._check_open()
         self._commands.append((fn, None))
         self._wake.set()
 
@@ -293,6 +325,7 @@ class SQLiteLog:
         Events queued before the call are committed first. An exception raised by `fn` rolls
         its transaction back and is re-raised here; the writer carries on.
         """
+        self._check_open()
         done = threading.Event()
         box: list[Any] = []
         self._commands.append((fn, (box, done)))
@@ -354,9 +387,9 @@ class SQLiteLog:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 closing = self._closing
-                # Swapping the list is atomic under the GIL: the loop appends to the new one.
-                batch, self._pending = self._pending, []
-                if batch:
+                pending = self._pending
+                if pending:
+                    batch = [pending.popleft() for _ in range(len(pending))]
                     self._insert(conn, batch)
                 while self._commands:
                     fn, reply = self._commands.pop(0)

@@ -66,23 +66,44 @@ def virtual_clock(request: pytest.FixtureRequest) -> VirtualClock:
     return _clock_for(request.node)
 
 
+def _coroutine_function(obj: Any) -> Any:
+    """The test's coroutine function, or None.
+
+    pytest-asyncio in ``asyncio_mode = auto`` claims every ``async def`` test and swaps in a
+    synchronous wrapper (``functools.wraps``) before this hook runs: look through it.
+    """
+    seen = 0
+    while obj is not None and seen < 10:
+        if inspect.iscoroutinefunction(obj):
+            return obj
+        obj = getattr(obj, "__wrapped__", None)
+        seen += 1
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Run a marked coroutine test inside its virtual clock."""
     if pyfuncitem.get_closest_marker(_MARKER) is None:
         return None
-    func = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(func):
+    func = _coroutine_function(pyfuncitem.obj)
+    if func is None:
         raise pytest.UsageError(
             f"{pyfuncitem.nodeid}: @pytest.mark.timecontrol needs an 'async def' test"
         )
     funcargs = pyfuncitem.funcargs
-    backend = funcargs[_BACKEND_ARG]
+    # The backend is a direct parametrization: pytest keeps it in the item's callspec (it only
+    # reaches `funcargs` on some pytest versions).
+    callspec = getattr(pyfuncitem, "callspec", None)
+    params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
+    backend = params.get(_BACKEND_ARG, funcargs.get(_BACKEND_ARG, "asyncio"))
     clock = funcargs.get("virtual_clock")
     if not isinstance(clock, VirtualClock):
         clock = _clock_for(pyfuncitem)
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: funcargs[name] for name in names if name in funcargs}
+    if _BACKEND_ARG in names:
+        kwargs[_BACKEND_ARG] = backend
 
     async def call() -> None:
         await func(**kwargs)

@@ -33,6 +33,10 @@ __all__ = ["DEFAULT_START", "Backend", "VirtualClock", "VirtualEventLoop", "run"
 T = TypeVar("T")
 Backend = Literal["asyncio", "trio"]
 
+# asyncio caps one wait for I/O at a day (`asyncio.base_events.MAXIMUM_SELECT_TIMEOUT`, which
+# typeshed does not declare); a timeout that long may not lead to a timer.
+_MAXIMUM_SELECT_TIMEOUT: float = getattr(asyncio.base_events, "MAXIMUM_SELECT_TIMEOUT", 86_400)
+
 #: The default start of virtual wall time: a Sunday, on the night Europe's clocks spring forward.
 DEFAULT_START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 
@@ -66,7 +70,7 @@ class _JumpingSelector(selectors.BaseSelector):
             if ready:
                 return ready
         # asyncio asked to sleep `timeout` seconds until its earliest timer: be there now.
-        self._loop.advance(timeout)
+        self._loop._jump(timeout)
         return []
 
     def get_key(self, fileobj: Any) -> selectors.SelectorKey:
@@ -86,13 +90,36 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._virtual_now = 0.0
         self.autojump_threshold = autojump_threshold
         super().__init__(_JumpingSelector(self))
-        # asyncio treats timers within one resolution of now as due; keep it tiny so that
-        # virtual timestamps are exact.
-        self._clock_resolution = 1e-9
+
+    # asyncio runs the timers due before ``time() + _clock_resolution``. A fixed resolution
+    # (1 ns) is lost to rounding once virtual time passes 2**23 s (97 days): a timer due exactly
+    # now would then never run and the loop would spin. One unit in the last place of the
+    # current time runs exactly the timers due at or before now, at any magnitude.
+    @property
+    def _clock_resolution(self) -> float:
+        return math.ulp(self._virtual_now)
+
+    @_clock_resolution.setter
+    def _clock_resolution(self, value: float) -> None:
+        pass  # BaseEventLoop.__init__ sets the real clock's resolution; virtual time has its own
 
     def time(self) -> float:
         """Virtual monotonic time, in seconds."""
         return self._virtual_now
+
+    def _jump(self, timeout: float) -> None:
+        """Advance to the earliest timer, which asyncio said is `timeout` seconds away.
+
+        Lands on the timer's own deadline rather than on ``now + timeout``, which rounding can
+        put one unit in the last place before or after it, so that timestamps stay exact.
+        """
+        scheduled: list[asyncio.TimerHandle] = getattr(self, "_scheduled", [])
+        if timeout < _MAXIMUM_SELECT_TIMEOUT and scheduled:
+            when = scheduled[0].when()
+            if when > self._virtual_now:
+                self._virtual_now = when
+                return
+        self.advance(timeout)
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward (timers that become due fire on the next iteration)."""
