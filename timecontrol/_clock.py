@@ -23,6 +23,7 @@ import asyncio
 import contextvars
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -119,6 +120,7 @@ class _ClockBase:
         # One event per sleeper, created in the sleeper's own loop: one clock (the shared
         # `SystemClock`) serves every event loop, one after another or in other threads.
         self._step_waiters: set[anyio.Event] = set()
+        self._step_listeners: list[Callable[[], None]] = []
 
     def monotonic(self) -> float:
         """The running event loop's monotonic time, in seconds."""
@@ -171,8 +173,19 @@ class _ClockBase:
             finally:
                 self._step_waiters.discard(stepped)
 
+    def add_step_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (on the loop) whenever this clock knows its wall time stepped."""
+        self._step_listeners.append(callback)
+
+    def remove_step_listener(self, callback: Callable[[], None]) -> None:
+        """Undo `add_step_listener` (no error if it was not added)."""
+        if callback in self._step_listeners:
+            self._step_listeners.remove(callback)
+
     def _notify_step(self) -> None:
         """Wake every `sleep_until_wall` so that it re-reads the (stepped) wall time."""
+        for callback in list(self._step_listeners):
+            callback()
         waiters, self._step_waiters = self._step_waiters, set()
         for stepped in waiters:
             stepped.set()

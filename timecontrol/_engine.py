@@ -39,6 +39,7 @@ Action = Callable[..., Awaitable[Any]]
 A = TypeVar("A", bound=Action)
 
 _json = msgspec.json.Encoder()
+_json_dict = msgspec.json.Decoder(dict[str, Any])
 
 # Engines that are running, newest last: limiters and drivers created without an explicit
 # engine write their events to the newest one's Log (see `current_engine`).
@@ -57,9 +58,17 @@ def jsonable(value: Any) -> Any:
     """`value` itself if it encodes as JSON, else ``{"repr": repr(value)}`` (never pickled)."""
     try:
         _json.encode(value)
-    except (TypeError, msgspec.EncodeError, OverflowError):
-        return {"repr": repr(value)}
+    except (TypeError, ValueError, msgspec.EncodeError, OverflowError, RecursionError):
+        # ValueError covers a str with a lone surrogate (no UTF-8); repr() escapes it.
+        return {"repr": _text(repr(value))}
     return value
+
+
+def _text(value: str, limit: int = 100_000) -> str:
+    """`value` made safe for a JSON payload: lone surrogates escaped, at most `limit` chars."""
+    if len(value) > limit:
+        value = value[:limit] + "…"
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_async_function(fn: object) -> bool:
@@ -73,12 +82,28 @@ def _check_json_kwargs(kwargs: dict[str, Any] | None) -> None:
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise EventPayloadError(f"kwargs must be a dict with str keys, got {kwargs!r}")
     try:
-        _json.encode(kwargs)
-    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        same = _json_dict.decode(_json.encode(kwargs)) == kwargs
+    except (TypeError, ValueError, msgspec.EncodeError, OverflowError, RecursionError) as exc:
         raise EventPayloadError(
-            f"kwargs {kwargs!r} are not JSON ({exc}); persisted work may only carry str, int, "
-            "float, bool, None, lists and dicts"
+            f"kwargs {kwargs!r:.200} are not JSON ({exc}); persisted work may only carry str, "
+            "int, float, bool, None, lists and str-keyed dicts"
         ) from None
+    if not same:
+        # A tuple, a datetime, NaN...: JSON would hand back something else after a restart.
+        raise EventPayloadError(
+            f"kwargs {kwargs!r:.200} do not survive JSON unchanged; persisted work may only "
+            "carry str, int, finite float, bool, None, lists and str-keyed dicts (pass a "
+            "datetime as an ISO string or POSIX seconds, a tuple as a list)"
+        )
+
+
+def _check_subject(subject: object) -> None:
+    if not isinstance(subject, str):
+        raise EventPayloadError(f"subject must be a str, got {subject!r}")
+    try:
+        subject.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventPayloadError(f"subject {subject!r} is not valid text (lone surrogate)") from None
 
 
 class Engine:
@@ -262,6 +287,7 @@ class Engine:
         """
         name = self._resolve(action)
         _check_json_kwargs(kwargs)
+        _check_subject(subject)
         due = self.clock.time() if at is None else to_timestamp(at, "at")
         intent = self.schedule.add(
             due, name, subject=subject, kwargs=kwargs, priority=priority, reason=reason
@@ -427,10 +453,23 @@ class Engine:
         if self._holds:
             return
         now = self.clock.time()
-        pop_due = self.schedule.pop_due
+        pop_due, quiet, append = self.schedule.pop_due, self._quiet, self.log.append
         intent = pop_due(now)
         while intent is not None:
             self._running += 1
+            # Recorded here, in (due, priority, seq) order, not in the new task: trio starts
+            # the tasks of one batch in an arbitrary order.
+            if intent.action not in quiet:
+                append(
+                    "action.started",
+                    intent.subject or intent.action,
+                    {
+                        "seq": intent.seq,
+                        "action": intent.action,
+                        "due": intent.due,
+                        "late": now - intent.due,
+                    },
+                )
             spawn(intent, now)
             intent = pop_due(now)
         self._maybe_idle()
@@ -448,12 +487,6 @@ class Engine:
             if fn is None:
                 raise UnknownActionError(
                     f"no action named {action!r}; registered: {sorted(self._actions)}"
-                )
-            if record:
-                log.append(
-                    "action.started",
-                    subject,
-                    {"seq": seq, "action": action, "due": intent.due, "late": now - intent.due},
                 )
             if scope is None:
                 result = await fn(**(intent.kwargs or {}))
@@ -477,8 +510,8 @@ class Engine:
                     "action": action,
                     "duration": clock.monotonic() - t0,
                     "error": type(exc).__name__,
-                    "message": str(exc),
-                    "traceback": "".join(traceback.format_exception(exc)),
+                    "message": _text(str(exc)),
+                    "traceback": _text("".join(traceback.format_exception(exc))),
                 },
             )
         except BaseException as exc:
@@ -537,9 +570,16 @@ class _AsyncioDriver:
         self.tasks: dict[asyncio.Task[None], int] = {}
         recheck = getattr(engine.clock, "recheck", 1.0)
         self.recheck = recheck if isinstance(recheck, int | float) else 1.0
+        # A clock that announces wall-clock steps (the virtual one) gets the timer re-armed
+        # at once; others are re-read at least every `recheck` seconds.
+        add_listener = getattr(engine.clock, "add_step_listener", None)
+        if add_listener is not None:
+            add_listener(self.rearm)
 
     def rearm(self) -> None:
         """(Re)set the timer for the earliest pending intent."""
+        if self.armed_for == -math.inf:
+            return  # closed
         engine = self.engine
         if self.handle is not None:
             self.handle.cancel()
@@ -573,15 +613,19 @@ class _AsyncioDriver:
         task.add_done_callback(self.tasks.pop)
 
     def cancel_all(self) -> int:
-        for task in self.tasks:
+        live = [task for task in self.tasks if not task.done()]
+        for task in live:
             task.cancel()
-        return len(self.tasks)
+        return len(live)
 
     async def aclose(self) -> None:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
         self.armed_for = -math.inf  # nothing re-arms after close
+        remove_listener = getattr(self.engine.clock, "remove_step_listener", None)
+        if remove_listener is not None:
+            remove_listener(self.rearm)
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
@@ -616,9 +660,10 @@ class _TaskDriver:
             self.scopes.pop(intent.seq, None)
 
     def cancel_all(self) -> int:
-        for scope in self.scopes.values():
+        live = [scope for scope in self.scopes.values() if not scope.cancel_called]
+        for scope in live:
             scope.cancel()
-        return len(self.scopes)
+        return len(live)
 
     async def loop(self) -> None:
         engine = self.engine

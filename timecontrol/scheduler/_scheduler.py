@@ -136,9 +136,10 @@ class Scheduler:
         ] = {}
         self._interrupted: list[tuple[str, int, list[Any]]] = []
         self._closed = False
-        engine.action(self._fire, name=_FIRE)
-        engine.action(self._boot_action, name=_BOOT)
-        engine.action(self._alarm_action, name=_ALARM)
+        # The scheduler writes its own records (job.*): no action.* events for its wrappers.
+        engine.action(self._fire, name=_FIRE, record=False)
+        engine.action(self._boot_action, name=_BOOT, record=False)
+        engine.action(self._alarm_action, name=_ALARM, record=False)
         sink = engine.log.sink
         self._store: JobStore | None = JobStore(sink) if isinstance(sink, SQLiteLog) else None
         if self._store is not None:
