@@ -6,7 +6,9 @@ it by address (``"TCPIP0::10.0.0.5::inst0::INSTR"``, ``"tcp://10.0.0.5:5025"``,
 
 Every instrument keeps one command in flight, times out each call, resynchronises after a late
 or garbled reply, reconnects with backoff after a lost connection, and retries only commands
-declared idempotent. All errors derive from `DriverError` (a `TimeControlError`).
+declared idempotent. All errors derive from `DriverError` (a `TimeControlError`). Connections,
+faults, recoveries and the errors that reach the caller are written to the running engine's Log
+(or a given one) as ``instrument.*`` events (`EVENT_KINDS`); routine commands only count.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ._errors import (
     ReplyParseError,
     TransportError,
 )
+from ._events import KINDS as EVENT_KINDS
 from ._instrument import (
     DataKey,
     Field,
@@ -52,6 +55,7 @@ from .mock import Delayed, MockTransport
 from .tcp import TcpTransport
 
 __all__ = [
+    "EVENT_KINDS",
     "AddressError",
     "BackendError",
     "BoundMeasurement",

@@ -16,15 +16,26 @@ import asyncio
 import inspect
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, ClassVar, NamedTuple, Protocol, Self, TypedDict, TypeVar
+from typing import (
+    Any,
+    ClassVar,
+    NamedTuple,
+    Protocol,
+    Self,
+    TypedDict,
+    TypeVar,
+    runtime_checkable,
+)
 
 import anyio
 
 from timecontrol._clock import current_clock
+from timecontrol._log import Log
 
 from ._errors import (
     AddressError,
@@ -35,6 +46,7 @@ from ._errors import (
     ReplyParseError,
     TransportError,
 )
+from ._events import record
 from ._transport import Transport
 
 __all__ = [
@@ -111,7 +123,12 @@ LimiterSpec = Limiter | Callable[[], Limiter] | Callable[["Instrument"], Limiter
 
 class Watchdog(Protocol):
     """A watchdog (e.g. `timecontrol.limiters.Control`): watches while ``async with`` runs,
-    and must be fed (`feed()`) often enough, or it trips and runs its safety action."""
+    and must be fed (`feed()`) often enough, or it trips and runs its safety action.
+
+    A watchdog that also has a ``tripped`` property and a ``guarded()`` context manager (as
+    `Control` has) makes the instrument's next guarded command raise its `OverTimeLimit`
+    after a trip; one without them is only fed.
+    """
 
     def feed(self) -> None: ...
 
@@ -128,6 +145,29 @@ class Watchdog(Protocol):
 #: A watchdog declared on a class: a factory called once per instance (with no argument, or
 #: with the instrument, e.g. to give it a safety action that uses the instrument).
 WatchdogSpec = Watchdog | Callable[[], Watchdog] | Callable[["Instrument"], Watchdog]
+
+
+@runtime_checkable
+class _TripReporting(Protocol):
+    """A watchdog that can tell a guarded call it tripped (`timecontrol.limiters.Control`):
+    while `tripped`, entering `guarded()` raises `OverTimeLimit` and clears the trip."""
+
+    @property
+    def tripped(self) -> bool: ...
+
+    def guarded(self) -> AbstractContextManager[object]: ...
+
+
+# The instruments whose watchdogs the current context bypasses (see `Instrument.unguarded`).
+# A context variable, because what must bypass them is a *task*: the watchdog's own, which
+# runs the safety action, and inherits this from `connect()` when the watchdog starts it.
+_unguarded: ContextVar[tuple[Instrument, ...]] = ContextVar(
+    "timecontrol_drivers_unguarded", default=()
+)
+
+# Commands already checked by `_check_command`, per instrument, at most this many: a driver
+# sends the same few commands again and again, and checking costs more than a dict lookup.
+_CHECKED_COMMANDS_MAX = 512
 
 
 @dataclass(slots=True)
@@ -234,34 +274,67 @@ def _current_task_getter() -> Callable[[], object]:
 
 
 class _TaskLock:
-    """An anyio lock that the task holding it may enter again (for `transaction()`)."""
+    """An anyio lock that the task holding it may enter again (for `transaction()`).
+
+    `enter_nowait()` is the fast path taken by every command: a free lock is taken without an
+    await (anyio's ``acquire()`` runs a cancellation checkpoint first, which walks the task's
+    cancel scopes; the command's own I/O is a checkpoint anyway).
+    """
 
     __slots__ = ("_current", "_depth", "_lock", "_owner")
 
     def __init__(self) -> None:
-        self._lock = anyio.Lock(fast_acquire=True)
+        # Both found at first use: an instrument may be created outside any event loop, and a
+        # lock made there would go through anyio's adapter on every call.
+        self._lock: anyio.Lock | None = None
+        self._current: Callable[[], object] | None = None
         self._owner: object = None
         self._depth = 0
-        # Found at first use: an instrument may be created outside any event loop.
-        self._current: Callable[[], object] | None = None
 
-    async def __aenter__(self) -> None:
+    def _me(self) -> object:
         current = self._current
         if current is None:
             current = self._current = _current_task_getter()
-        me = current()
+            self._lock = anyio.Lock(fast_acquire=True)
+        return current()
+
+    def enter_nowait(self) -> bool:
+        """Enter if that needs no waiting (free, or held by this task); True if entered."""
+        me = self._me()
         if self._owner is me:
             self._depth += 1
-            return
-        await self._lock.acquire()
+            return True
+        assert self._lock is not None
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            return False
         self._owner = me
         self._depth = 1
+        return True
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def enter(self) -> None:
+        """Enter, waiting (first come, first served) while another task holds the lock."""
+        if self.enter_nowait():
+            return
+        assert self._lock is not None
+        await self._lock.acquire()
+        self._owner = self._me()
+        self._depth = 1
+
+    def exit(self) -> None:
+        """Leave once (the lock is released when the holder has left every entry)."""
         self._depth -= 1
         if self._depth == 0:
             self._owner = None
+            assert self._lock is not None
             self._lock.release()
+
+    async def __aenter__(self) -> None:
+        await self.enter()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.exit()
 
 
 # -- fields: declared settings and measurements (see _scpi.py for the SCPI ones) --------------
@@ -325,6 +398,10 @@ class Instrument:
         clock: wall-clock callable for reading timestamps (default: the current timecontrol
             clock's ``time()``, so readings follow virtual time under `timecontrol.testing`).
         limiters: extra limiters for this instance, applied after the class's `limiters`.
+        watchdogs: extra watchdogs for this instance, after the class's `watchdogs`.
+        log: where to write this instrument's events (``instrument.*``: connections, faults,
+            recoveries, errors; never routine commands). Default: the running engine's Log
+            (`timecontrol.current_engine`), looked up at each event; none when no engine runs.
         transport_options: options for the transport built from `address` (terminations,
             ``visa_library``, ``baudrate``, ...), on top of the class's `transport_options`.
 
@@ -342,9 +419,12 @@ class Instrument:
             `timecontrol.limiters.Command`: not too often).
         watchdogs: `WatchdogSpec` s, per instance (e.g. a `timecontrol.limiters.Control`:
             not too seldom). Each watches from `connect()` to `close()` and is fed by every
-            command that reached the instrument (a write sent, a reply taken). Entering and
-            leaving a watchdog must happen in one task, so use ``async with instrument:``
-            (or call `connect()` and `close()` from the same task).
+            guarded command that reached the instrument (a write sent, a reply taken). After
+            a trip, the next guarded command raises `OverTimeLimit` and is not sent. The
+            safety action's own commands are not guarded (see `unguarded()`), nor are those of
+            `on_connect()` and `on_disconnect()`. Entering and leaving a watchdog must happen
+            in one task, so use ``async with instrument:`` (or call `connect()` and `close()`
+            from the same task).
         transport_options: default transport options (e.g. terminations, baud rate).
     """
 
@@ -387,8 +467,11 @@ class Instrument:
         clock: Callable[[], float] | None = None,
         limiters: Sequence[LimiterSpec] = (),
         watchdogs: Sequence[WatchdogSpec] = (),
+        log: Log | None = None,
         **transport_options: Any,
     ) -> None:
+        if log is not None and not isinstance(log, Log):
+            raise DriverError(f"log must be a timecontrol Log (or None), got {log!r}")
         if isinstance(address, Transport):
             if transport_options:
                 raise AddressError(
@@ -415,7 +498,11 @@ class Instrument:
             self._instantiate(s, "watchdog", ("__aenter__", "__aexit__", "feed"))
             for s in (*type(self).watchdogs, *watchdogs)
         ]
+        # The watchdogs that can report a trip to the next guarded command.
+        self._trip_reporters = [w for w in self._watchdogs if isinstance(w, _TripReporting)]
         self._watching: AsyncExitStack | None = None
+        self._log = log
+        self._checked: dict[str, None] = {}
         self._lock = _TaskLock()
         self._connected = False
         self._dirty = False  # a reply may be pending on the wire: resync before the next command
@@ -477,9 +564,48 @@ class Instrument:
         """This instance's watchdogs, class-declared ones first."""
         return tuple(self._watchdogs)
 
+    @property
+    def log(self) -> Log | None:
+        """The Log given to this instrument (None: it writes to the running engine's Log)."""
+        return self._log
+
     def _feed(self) -> None:
         for watchdog in self._watchdogs:
             watchdog.feed()
+
+    def _deliver_trips(self) -> None:
+        """Raise `OverTimeLimit` if a watchdog tripped since the last guarded command."""
+        for watchdog in self._trip_reporters:
+            if watchdog.tripped:
+                # Entering a tripped watchdog's guarded() is what delivers the trip: it raises
+                # OverTimeLimit (and clears the trip, so the command after this one runs).
+                with watchdog.guarded():
+                    pass
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        record(self._log, kind, self.name, {"address": self.address, **payload})
+
+    def _record_error(self, command: str, exc: BaseException) -> None:
+        payload = {"command": command, "error": type(exc).__name__, "message": str(exc)}
+        self._record("instrument.error", payload)
+
+    @contextmanager
+    def unguarded(self) -> Iterator[Self]:
+        """Commands this task sends to this instrument inside the block bypass its watchdogs.
+
+        They neither raise `OverTimeLimit` after a trip nor feed the watchdogs: they are not
+        the experiment keeping the instrument alive, but what happens because it did not.
+        A watchdog's safety action needs no such block when the watchdog is declared on this
+        instrument: the watchdog's task, started by `connect()`, is unguarded already. Use it
+        for a safety action run by some other watchdog, e.g. a lab-wide one that switches
+        several instruments off.
+        Limiters (`Command`) still apply: they protect the instrument, not the experiment.
+        """
+        token = _unguarded.set((*_unguarded.get(), self))
+        try:
+            yield self
+        finally:
+            _unguarded.reset(token)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self.address}>"
@@ -494,17 +620,26 @@ class Instrument:
             await self._transport.open()
             self._connected, self._dirty, self._broken = True, False, False
             try:
-                await self.on_connect()
-                if self._watchdogs:
-                    async with AsyncExitStack() as stack:
-                        for watchdog in self._watchdogs:
-                            await stack.enter_async_context(watchdog)
-                        self._watching = stack.pop_all()
+                # Unguarded: the hooks are not the experiment's commands, and a watchdog
+                # started here runs its safety action in a task that inherits this context,
+                # so that the action's own commands are never refused for the trip that
+                # caused them.
+                with self.unguarded():
+                    await self.on_connect()
+                    if self._watchdogs:
+                        async with AsyncExitStack() as stack:
+                            for watchdog in self._watchdogs:
+                                await stack.enter_async_context(watchdog)
+                            self._watching = stack.pop_all()
             except BaseException:
                 self._connected = False
                 with anyio.CancelScope(shield=True):
                     await self._transport.close()
                 raise
+        self._record(
+            "instrument.connected",
+            {"driver": type(self).__name__, "transport": type(self._transport).__name__},
+        )
 
     async def close(self) -> None:
         """Stop the watchdogs, run `on_disconnect()` (unless the connection is broken) and
@@ -523,15 +658,19 @@ class Instrument:
         async with self._lock:
             if not self._connected:
                 return
+            broken = self._broken
             try:
-                if not self._broken:
-                    with anyio.move_on_after(max(self.timeout * 4, 1.0)):
+                if not broken:
+                    with anyio.move_on_after(max(self.timeout * 4, 1.0)), self.unguarded():
                         await self.on_disconnect()
             except DriverError:
                 pass  # leaving anyway; the transport is closed below
             finally:
                 self._connected = False
                 await self._transport.close()
+                self._record(
+                    "instrument.disconnected", {"broken": broken, "stats": self.stats.as_dict()}
+                )
 
     async def on_connect(self) -> None:
         """Hook run after the transport opened (e.g. check the identity, clear status)."""
@@ -572,6 +711,8 @@ class Instrument:
         return None
 
     def _check_command(self, command: str) -> None:
+        if type(command) is str and command in self._checked:
+            return
         if not isinstance(command, str):
             raise CommandError(repr(command), "a command is a string")
         if not command.strip():
@@ -584,6 +725,9 @@ class Instrument:
                     f"contains the termination {term!r}, which would split it into two messages",
                 )
         transport.encode(command)  # CommandError now, not half-way through a send
+        if len(self._checked) >= _CHECKED_COMMANDS_MAX:
+            self._checked.clear()  # commands built from values (VOLT 1.25, ...) never repeat
+        self._checked[command] = None
 
     def _timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _check_seconds(timeout, "timeout")
@@ -604,8 +748,7 @@ class Instrument:
                 lost connection).
         """
         self._check_command(command)
-        t = self._timeout(timeout)
-        await self._run(lambda: self._send(command, t), idempotent, t)
+        await self._run(command, None, "", idempotent, self._timeout(timeout))
 
     async def query(
         self,
@@ -678,33 +821,81 @@ class Instrument:
                 times, after a timeout, a garbled reply or a lost connection).
         """
         self._check_command(command)
-        t = self._timeout(timeout)
-        return await self._run(lambda: self._ask(command, parser, expected, t), idempotent, t)
+        value: T = await self._run(command, parser, expected, idempotent, self._timeout(timeout))
+        return value
 
     # -- the exchange --------------------------------------------------------------------------
 
-    async def _run(self, attempt: Callable[[], Awaitable[T]], idempotent: bool, t: float) -> T:
-        async with self._lock:
+    async def _run(
+        self,
+        command: str,
+        parser: Callable[[str], Any] | None,
+        expected: str,
+        idempotent: bool,
+        t: float,
+    ) -> Any:
+        """Send `command` (a query when `parser` is given) with everything around it: the
+        lock, the watchdogs, recovery before it, the limiters, retries and events."""
+        lock = self._lock
+        if not lock.enter_nowait():
+            await lock.enter()
+        try:
             if not self._connected:
                 raise NotConnectedError(
                     f"{self!r} is not connected: use 'async with' or await connect() first"
                 )
+            guarded = bool(self._watchdogs) and self not in _unguarded.get()
+            if guarded and self._trip_reporters:
+                self._deliver_trips()
             tries = 0
             while True:
                 if self._broken or self._dirty:
-                    await self._make_ready(t)
+                    try:
+                        await self._make_ready(t)
+                    except DriverError as exc:
+                        # Not retried: recovery has already been through its resync rounds
+                        # and its reconnect attempts with backoff.
+                        self._record_error(command, exc)
+                        raise
                 try:
-                    if not self._limiters:
-                        return await attempt()
-                    async with AsyncExitStack() as stack:
-                        for limiter in self._limiters:
-                            await stack.enter_async_context(limiter)
-                        return await attempt()
-                except (InstrumentTimeout, ReplyParseError, TransportError):
+                    if self._limiters:
+                        value = await self._limited(command, parser, expected, t)
+                    elif parser is None:
+                        await self._send(command, t)
+                        value = None
+                    else:
+                        value = await self._ask(command, parser, expected, t)
+                except (InstrumentTimeout, ReplyParseError, TransportError) as exc:
                     if not idempotent or tries >= self.retries:
+                        self._record_error(command, exc)
                         raise
                     tries += 1
                     self.stats.retries += 1
+                    self._record(
+                        "instrument.retry",
+                        {
+                            "command": command,
+                            "attempt": tries,
+                            "error": type(exc).__name__,
+                            "message": str(exc),
+                        },
+                    )
+                    continue
+                if guarded:
+                    self._feed()
+                return value
+        finally:
+            lock.exit()
+
+    async def _limited(
+        self, command: str, parser: Callable[[str], Any] | None, expected: str, t: float
+    ) -> Any:
+        async with AsyncExitStack() as stack:
+            for limiter in self._limiters:
+                await stack.enter_async_context(limiter)
+            if parser is None:
+                return await self._send(command, t)
+            return await self._ask(command, parser, expected, t)
 
     async def _send(self, command: str, t: float) -> None:
         self.stats.commands += 1
@@ -713,15 +904,11 @@ class Instrument:
         try:
             await self._transport.write(command, t)
         except InstrumentTimeout as exc:
-            self.stats.timeouts += 1
-            raise InstrumentTimeout(command, t, exc.detail) from None
-        except TransportError:
-            self._broken = True
-            self.stats.transport_errors += 1
+            raise self._timed_out(command, t, exc.detail) from None
+        except TransportError as exc:
+            self._lost(command, exc)
             raise
         self._dirty = False
-        if self._watchdogs:
-            self._feed()
 
     async def _ask(self, command: str, parser: Callable[[str], T], expected: str, t: float) -> T:
         self.stats.commands += 1
@@ -731,24 +918,39 @@ class Instrument:
         try:
             reply = await self._transport.query(command, t)
         except InstrumentTimeout as exc:
-            self.stats.timeouts += 1
-            raise InstrumentTimeout(command, t, exc.detail) from None
-        except TransportError:
-            self._broken = True
-            self.stats.transport_errors += 1
+            raise self._timed_out(command, t, exc.detail) from None
+        except TransportError as exc:
+            self._lost(command, exc)
             raise
         if _has_undecodable(reply):
-            self.stats.parse_errors += 1
-            raise ReplyParseError(command, reply, f"valid {self._transport.encoding} text")
+            raise self._bad_reply(command, reply, f"valid {self._transport.encoding} text")
         try:
             value = parser(reply)
         except (ValueError, TypeError, ArithmeticError):
-            self.stats.parse_errors += 1
-            raise ReplyParseError(command, reply, expected) from None
+            raise self._bad_reply(command, reply, expected) from None
         self._dirty = False
-        if self._watchdogs:
-            self._feed()
         return value
+
+    # The fault paths: count, record, and build the error to raise.
+
+    def _timed_out(self, command: str, t: float, detail: str) -> InstrumentTimeout:
+        self.stats.timeouts += 1
+        self._record("instrument.timeout", {"command": command, "timeout": t, "detail": detail})
+        return InstrumentTimeout(command, t, detail)
+
+    def _bad_reply(self, command: str, reply: str, expected: str) -> ReplyParseError:
+        self.stats.parse_errors += 1
+        # repr(): a garbled reply holds undecodable bytes as lone surrogates, which JSON (and
+        # so the Log) cannot carry; the repr shows them as escapes, as the error message does.
+        self._record(
+            "instrument.bad_reply", {"command": command, "reply": repr(reply), "expected": expected}
+        )
+        return ReplyParseError(command, reply, expected)
+
+    def _lost(self, command: str, exc: TransportError) -> None:
+        self._broken = True
+        self.stats.transport_errors += 1
+        self._record("instrument.connection_lost", {"command": command, "message": str(exc)})
 
     async def _make_ready(self, t: float) -> None:
         # Two passes: a resync that fails turns into a reconnect, which is then confirmed.
@@ -767,6 +969,19 @@ class Instrument:
 
     async def _resync(self, t: float) -> bool:
         """Drain stale input and confirm with the probe; True when in step again."""
+        stale_before = self.stats.stale_replies
+        ok = await self._drain_and_probe(t)
+        self._record(
+            "instrument.resync",
+            {
+                "ok": ok,
+                "stale": self.stats.stale_replies - stale_before,
+                "probe": probe.command if (probe := self.sync_probe()) is not None else None,
+            },
+        )
+        return ok
+
+    async def _drain_and_probe(self, t: float) -> bool:
         probe = self.sync_probe()
         quiet = self.drain_quiet if self.drain_quiet is not None else min(t, 0.1)
         wait = self.resync_timeout if self.resync_timeout is not None else 4 * t
@@ -830,7 +1045,13 @@ class Instrument:
                 continue
             self._broken = False
             self.stats.reconnects += 1
+            payload = {"ok": True, "attempts": attempt + 1, "error": None}
+            self._record("instrument.reconnect", payload)
             return
+        self._record(
+            "instrument.reconnect",
+            {"ok": False, "attempts": self.reconnect_attempts, "error": str(error)},
+        )
         raise TransportError(
             f"{self!r}: could not reconnect after {self.reconnect_attempts} attempts: {error}"
         ) from error

@@ -369,7 +369,17 @@ class ScpiInstrument(Instrument):
         """Raise `InstrumentError` if the error queue holds any entry (reading empties it)."""
         errors = await self.read_errors()
         if errors:
-            raise InstrumentError(f"{self.name} at {self.address}", errors)
+            exc = InstrumentError(f"{self.name} at {self.address}", errors)
+            self._record(
+                "instrument.error",
+                {
+                    "command": self.error_query,
+                    "error": type(exc).__name__,
+                    "message": str(exc),
+                    "errors": [[code, message] for code, message in errors],
+                },
+            )
+            raise exc
 
 
 def _parse_error_entry(reply: str) -> tuple[int, str]:

@@ -170,10 +170,11 @@ class SerialTransport(StreamTransport):
         except (serial.SerialException, OSError, ValueError) as exc:
             raise TransportError(f"{self.address}: cannot open: {exc}") from exc
         self._transport, self._protocol = transport, protocol
-        self._reset_buffer()
+        self._opened()
 
     async def close(self) -> None:
         """Close the port (flush and close run on a worker thread); idempotent."""
+        self._closing()
         transport, protocol = self._transport, self._protocol
         self._transport = self._protocol = None
         if transport is None or protocol is None:

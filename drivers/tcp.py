@@ -78,10 +78,11 @@ class TcpTransport(StreamTransport):
             ) from None
         except OSError as exc:
             raise TransportError(f"{self.address}: cannot connect: {exc}") from exc
-        self._reset_buffer()
+        self._opened()
 
     async def close(self) -> None:
         """Close the socket (idempotent)."""
+        self._closing()
         stream, self._stream = self._stream, None
         if stream is not None:
             # A peer that already hung up makes aclose() complain; closed is closed.

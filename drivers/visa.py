@@ -53,14 +53,21 @@ def check_resource_name(resource_name: str) -> str:
 
 
 class _Job(Generic[T]):
-    __slots__ = ("abandoned", "error", "fn", "notify", "result")
+    __slots__ = ("abandoned", "done", "error", "fn", "notify", "result")
 
     def __init__(self, fn: Callable[[], T], notify: Callable[[], object]) -> None:
         self.fn = fn
-        self.notify = notify  # wakes the awaiting task; called on the worker thread
+        self.notify = notify  # wakes the awaiting task; called on the worker (or guard) thread
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.done = False  # set on the worker thread before `notify`
         self.abandoned = False
+
+    def wake(self) -> None:
+        """Wake the awaiting task from another thread (harmless if it is already awake)."""
+        # RuntimeError: the event loop has closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.notify()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -98,9 +105,8 @@ class _SessionThread:
                 job.result = job.fn()
             except BaseException as exc:  # handed to the awaiting task, which re-raises it
                 job.error = exc
-            # RuntimeError: the event loop has closed, so nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                job.notify()
+            job.done = True
+            job.wake()
 
     async def call(self, fn: Callable[[], T], guard: float | None = None) -> T:
         """Run `fn` on the worker thread and return its result (or raise its exception).
@@ -122,22 +128,30 @@ class _SessionThread:
             token = self._trio_token
             job = _Job(fn, lambda: token.run_sync_soon(event.set))
             waiter = event.wait
+        # The guard runs in real time, like the call it bounds: a deadline on the loop's clock
+        # would expire at once under a virtual clock (which jumps while the loop only waits for
+        # a thread), failing an open that was merely parsing its YAML.
+        alarm = None
+        if guard is not None:
+            alarm = threading.Timer(guard, job.wake)
+            alarm.daemon = True
+            alarm.start()
         self._jobs.put(job)
         try:
-            if guard is None:
-                await waiter()
-            else:
-                with anyio.fail_after(guard):
-                    await waiter()
-        except BaseException as exc:
-            # Cancelled or the guard expired: a started call runs to its end on the worker (it
-            # cannot be interrupted); a job that has not started yet is skipped.
+            await waiter()
+        except BaseException:
+            # Cancelled: a started call runs to its end on the worker (it cannot be
+            # interrupted); a job that has not started yet is skipped.
             job.abandoned = True
-            if isinstance(exc, TimeoutError):
-                raise InstrumentTimeout(
-                    None, guard or 0.0, "the VISA call did not return; the session is busy"
-                ) from None
             raise
+        finally:
+            if alarm is not None:
+                alarm.cancel()
+        if not job.done:  # woken by the guard
+            job.abandoned = True
+            raise InstrumentTimeout(
+                None, guard or 0.0, "the VISA call did not return; the session is busy"
+            )
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]

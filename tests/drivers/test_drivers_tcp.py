@@ -129,3 +129,81 @@ async def test_partial_replies_are_reassembled() -> None:
         await transport.close()
         await transport.close()  # idempotent
         tg.cancel_scope.cancel()
+
+
+async def _silent_server(stream: anyio.abc.SocketStream) -> None:
+    async with stream:
+        with anyio.move_on_after(10):
+            while True:
+                await stream.receive()  # swallow everything, answer nothing
+
+
+async def test_deadlines_leave_no_cancellation_behind(anyio_backend: str) -> None:
+    # On asyncio, deadlines come from one lazily re-armed timer per transport that cancels the
+    # waiting task natively; a timeout must be taken back completely, and an outer
+    # cancellation must stay a cancellation, never become a timeout.
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, _silent_server)
+        transport = TcpTransport("127.0.0.1", port)
+        await transport.open()
+        for timeout in (0.03, 0.01, 0.02):  # an earlier deadline re-arms the timer
+            t0 = anyio.current_time()
+            with pytest.raises(InstrumentTimeout):
+                await transport.query("X?", timeout)
+            assert anyio.current_time() - t0 >= timeout * 0.9
+        await transport.write("Y", 0.01)  # writes are timed too (and do not block here)
+        with anyio.move_on_after(0.01) as outer:
+            await transport.query("X?", 5.0)  # the caller's deadline comes first
+        assert outer.cancelled_caught
+        await anyio.sleep(0.05)  # no stray cancellation is left pending on the task
+        if anyio_backend == "asyncio":
+            import asyncio
+
+            task = asyncio.current_task()
+            assert task is not None
+            assert task.cancelling() == 0
+        await transport.close()
+        tg.cancel_scope.cancel()
+
+
+async def test_outer_cancellation_at_the_deadline_stays_a_cancellation() -> None:
+    # The race the timer must settle: its deadline passes in the same loop iteration as an
+    # outer scope is cancelled. The call must end as a cancellation (caught by the outer
+    # scope), not as a timeout that would swallow it. Forced by firing the timer by hand.
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pytest.skip("the call timer is asyncio's (trio's cancel scopes are cheap)")
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, _silent_server)
+        transport = TcpTransport("127.0.0.1", port)
+        await transport.open()
+        timer = transport._timer
+        assert timer is not None
+        outcome: list[str] = []
+
+        async def call(scope: anyio.CancelScope) -> None:
+            with scope:
+                try:
+                    await transport.query("X?", 60.0)
+                except InstrumentTimeout:
+                    outcome.append("timeout")
+            outcome.append("cancelled" if scope.cancelled_caught else "returned")
+
+        scope = anyio.CancelScope()
+        async with anyio.create_task_group() as inner:
+            inner.start_soon(call, scope)
+            await anyio.sleep(0.02)  # the call is waiting for its reply
+            scope.cancel()
+            timer._deadline = timer._armed_for  # expired ...
+            timer._fire()  # ... in the same iteration
+        assert outcome == ["cancelled"]
+        assert timer.expired is None
+        await transport.close()
+        tg.cancel_scope.cancel()

@@ -2,11 +2,14 @@
 
 The mock transport keeps time with ``anyio.current_time()``, so a user's driver tests can run
 slow instruments (long timeouts, late replies, reconnect backoff) at no real cost. This uses
-trio's MockClock directly (autojump), which needs nothing beyond trio.
+trio's MockClock directly (autojump), which needs nothing beyond trio. VISA calls run in real
+time on their worker thread, and so do the guards on opening a session: checked under
+timecontrol's own virtual clock, on both backends.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -52,3 +55,20 @@ async def test_long_timeouts_in_virtual_time() -> None:
         assert await inst.query("ECHO? 3", idempotent=True) == "3"
         # backoff: 10 s, then 20 s; then the resync's two 0.1 s drains (quiet = min(timeout, 0.1))
         assert anyio.current_time() - t1 == pytest.approx(30.2)
+
+
+@pytest.mark.timecontrol(autojump_threshold=0)
+async def test_slow_open_under_virtual_time() -> None:
+    # With no timer of its own on the loop, virtual time cannot jump past an open that takes
+    # a while in real time (here: made slow on purpose), however eager the autojump.
+    from timecontrol.drivers.sim import SIM_LIBRARY, SIM_RESOURCES, SimPowerSupply
+    from timecontrol.drivers.visa import VisaTransport
+
+    class SlowOpen(VisaTransport):
+        def _open_sync(self) -> object:
+            time.sleep(0.1)
+            return super()._open_sync()
+
+    transport = SlowOpen(SIM_RESOURCES["psu"], visa_library=SIM_LIBRARY, open_timeout=0.01)
+    async with SimPowerSupply(transport) as psu:
+        assert (await psu.identify()).model == "SIM-PSU"

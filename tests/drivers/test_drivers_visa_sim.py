@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import anyio
 import pytest
@@ -123,3 +124,20 @@ async def test_simulated_state_survives_reconnecting() -> None:
     async with SimMultimeter(SIM_RESOURCES["dmm"], visa_library=SIM_LIBRARY) as dmm:
         assert await dmm.nplc.get() == 10.0
         await dmm.nplc.set(1.0)
+
+
+async def test_guard_on_a_hung_visa_call_is_real_time() -> None:
+    from timecontrol.drivers.visa import _SessionThread
+
+    session = _SessionThread("guard-test")
+    release = threading.Event()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(InstrumentTimeout, match="session is busy"):
+            await session.call(release.wait, guard=0.05)  # hangs until released
+        assert 0.04 < time.monotonic() - t0 < 2.0
+        release.set()  # the abandoned call ends; the session serves the next one
+        assert await session.call(lambda: 42, guard=1.0) == 42
+    finally:
+        release.set()
+        session.stop()
