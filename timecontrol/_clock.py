@@ -20,14 +20,16 @@ early (the target is compared with the stepped wall time), and a step *forwards*
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
+import anyio.to_thread
 
 from ._exceptions import ClockError, NaiveDatetimeError
 
@@ -37,6 +39,7 @@ __all__ = [
     "current_clock",
     "ensure_aware",
     "reset_clock",
+    "run_in_thread",
     "to_timestamp",
     "use_clock",
 ]
@@ -173,6 +176,10 @@ class _ClockBase:
             finally:
                 self._step_waiters.discard(stepped)
 
+    def hold_jumps(self) -> contextlib.AbstractContextManager[None]:
+        """Keep virtual time still while waiting on a thread (a no-op on real clocks)."""
+        return contextlib.nullcontext()
+
     def add_step_listener(self, callback: Callable[[], None]) -> None:
         """Call `callback()` (on the loop) whenever this clock knows its wall time stepped."""
         self._step_listeners.append(callback)
@@ -209,6 +216,8 @@ class SystemClock(_ClockBase):
         return f"SystemClock(recheck={self.recheck})"
 
 
+T = TypeVar("T")
+
 _SYSTEM = SystemClock()
 _current: contextvars.ContextVar[Clock] = contextvars.ContextVar("timecontrol_clock")
 
@@ -230,3 +239,14 @@ def use_clock(clock: Clock) -> contextvars.Token[Clock]:
 def reset_clock(token: contextvars.Token[Clock]) -> None:
     """Undo a `use_clock`."""
     _current.reset(token)
+
+
+async def run_in_thread(fn: Callable[..., T], *args: Any, abandon_on_cancel: bool = False) -> T:
+    """``anyio.to_thread.run_sync`` that holds virtual time still while the thread works.
+
+    Under a real clock this is exactly ``anyio.to_thread.run_sync``; under a `VirtualClock` it
+    keeps a flush or a query from letting hours of virtual time pass.
+    """
+    hold = getattr(current_clock(), "hold_jumps", None)
+    with hold() if hold is not None else contextlib.nullcontext():
+        return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=abandon_on_cancel)

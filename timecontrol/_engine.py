@@ -15,7 +15,7 @@ import inspect
 import math
 import os
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +31,8 @@ from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
 
 if TYPE_CHECKING:
-    from .scheduler import Scheduler
+    from .scheduler import AlarmHandler, ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
+    from .triggers import Trigger
 
 __all__ = ["Action", "Engine", "current_engine", "jsonable"]
 
@@ -152,6 +153,7 @@ class Engine:
         # Dispatch gate: names of whoever holds scheduled dispatch (pause, panic, ...).
         self._holds: set[str] = set()
         self._scheduler: Scheduler | None = None
+        self._closing_scheduler_registered = False
         self._cancelled_exc: type[BaseException] = asyncio.CancelledError
 
     # -- properties -------------------------------------------------------------------------
@@ -547,12 +549,139 @@ class Engine:
 
     @property
     def scheduler(self) -> Scheduler:
-        """The engine's job scheduler (created on first use; see `add_job`)."""
+        """The engine's job scheduler, created on first use (the methods below delegate to it).
+
+        With a SQLite store it restores the jobs kept in the file and takes the file's
+        scheduler lock; when the engine stops it is flushed and closed, and the next start
+        opens it again from the file.
+        """
         if self._scheduler is None:
             from .scheduler import Scheduler
 
             self._scheduler = Scheduler(self)
+            if not self._closing_scheduler_registered:
+                self._closing_scheduler_registered = True
+                self.on_stop(self._close_scheduler)
         return self._scheduler
+
+    async def _close_scheduler(self) -> None:
+        scheduler = self._scheduler
+        if scheduler is not None and self._log is not None and self._log.sink is not None:
+            self._scheduler = None  # its store goes with this Log; the next start reopens
+            await scheduler.aclose()
+
+    def add_job(
+        self,
+        action: str | Action,
+        trigger: Trigger,
+        *,
+        id: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        name: str = "",
+        description: str = "",
+        tags: Iterable[str] = (),
+        enabled: bool = True,
+        timeout: float | None = None,
+        max_executions: int | None = None,
+        start: datetime | float | None = None,
+        end: datetime | float | None = None,
+        conflict: str = "skip",
+        max_instances: int = 1,
+        max_queue: int = 1,
+        misfire_grace: float | None = None,
+        coalesce: str = "latest",
+        replace_existing: bool = False,
+        on_failure: AlarmHandler | None = None,
+    ) -> Job:
+        """Add a job: run `action(**kwargs)` at every fire time of `trigger`.
+
+        See `Scheduler.add_job` for every option; `conflict` is ``"skip"`` (default),
+        ``"queue"`` or ``"concurrent"``, `coalesce` ``"latest"`` (default), ``"earliest"`` or
+        ``"all"``, and `misfire_grace` None (default: always run) or seconds.
+        """
+        return self.scheduler.add_job(
+            action,
+            trigger,
+            id=id,
+            kwargs=kwargs,
+            name=name,
+            description=description,
+            tags=tags,
+            enabled=enabled,
+            timeout=timeout,
+            max_executions=max_executions,
+            start=start,
+            end=end,
+            conflict=conflict,
+            max_instances=max_instances,
+            max_queue=max_queue,
+            misfire_grace=misfire_grace,
+            coalesce=coalesce,
+            replace_existing=replace_existing,
+            on_failure=on_failure,
+        )
+
+    def update_job(self, job_id: str, **changes: Any) -> Job:
+        """Change a job's definition (see `Scheduler.update_job`)."""
+        return self.scheduler.update_job(job_id, **changes)
+
+    def remove_job(self, job_id: str) -> Job:
+        """Remove a job; its history stays in the Log."""
+        return self.scheduler.remove_job(job_id)
+
+    def get_job(self, job_id: str) -> Job:
+        """A job's definition (`JobNotFoundError` if there is none)."""
+        return self.scheduler.get_job(job_id)
+
+    def jobs(
+        self, *, enabled: bool | None = None, tags: str | Collection[str] | None = None
+    ) -> list[Job]:
+        """Job definitions, optionally filtered by enabled state and tags."""
+        return self.scheduler.jobs(enabled=enabled, tags=tags)
+
+    def pause_job(self, job_id: str) -> Job:
+        """Pause one job (its fire times meanwhile are recorded as skipped)."""
+        return self.scheduler.pause_job(job_id)
+
+    def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job."""
+        return self.scheduler.resume_job(job_id)
+
+    def run_job(self, job_id: str, **overrides: Any) -> float:
+        """Run a job now, with keyword overrides (a manual fire time); returns its time."""
+        return self.scheduler.run_job(job_id, **overrides)
+
+    async def wait_job(self, job_id: str) -> ExecutionRecord:
+        """Wait for the job's next finished run and return its execution record."""
+        return await self.scheduler.wait_job(job_id)
+
+    async def history(
+        self,
+        job_id: str | None = None,
+        *,
+        statuses: Collection[str] | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[ExecutionRecord]:
+        """Execution records of one job or all, read from the Log."""
+        return await self.scheduler.history(
+            job_id,
+            statuses=statuses,
+            since=since,
+            until=until,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    async def job_stats(self, job_id: str) -> JobStats:
+        """Totals, durations, last and next run of one job."""
+        return await self.scheduler.job_stats(job_id)
+
+    async def scheduler_stats(self, *, upcoming: int = 10) -> SchedulerStats:
+        """Overall figures: jobs, running executions, today's counts, the next runs."""
+        return await self.scheduler.stats(upcoming=upcoming)
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"

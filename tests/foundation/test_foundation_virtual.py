@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -377,3 +378,26 @@ def test_plugin_works_with_pytest_asyncio_auto_mode(pytester: pytest.Pytester) -
 def test_plugin_declares_its_marker(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.timecontrol(start=None*"])
+
+
+@pytest.mark.timecontrol(start="2026-03-29T00:30+01:00")
+async def test_waiting_on_the_sqlite_writer_does_not_let_virtual_time_jump(
+    virtual_clock: VirtualClock, tmp_path: Path
+) -> None:
+    # A far timer is pending while the loop waits for the writer thread: without holding
+    # jumps, virtual time would leap to that timer during every flush and query.
+    from timecontrol import Log
+    from timecontrol.stores import SQLiteLog
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.sleep, 3600)
+        log = Log(sink=SQLiteLog(tmp_path / "hold.sqlite"))
+        before = virtual_clock.elapsed()
+        for i in range(50):
+            log.append("log.note", "x", {"i": i})
+            await log.flush()
+        events = await log.query()
+        await log.aclose()
+        assert virtual_clock.elapsed() == before
+        assert len(events) == 50
+        tg.cancel_scope.cancel()

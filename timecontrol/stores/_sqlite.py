@@ -29,6 +29,7 @@ from typing import Any, Final, TypeVar
 import anyio
 import anyio.to_thread
 
+from .._clock import run_in_thread
 from .._events import Event, event_from_row
 from .._exceptions import StoreError, StoreVersionError
 
@@ -270,7 +271,7 @@ class SQLiteLog:
             self._raise_if_failed()
             return
         self._wake.set()
-        await anyio.to_thread.run_sync(self._wait_durable, target, abandon_on_cancel=True)
+        await run_in_thread(self._wait_durable, target, abandon_on_cancel=True)
         self._raise_if_failed()
         if self._durable_seq < target:  # written after close: the writer is gone
             raise StoreError(
@@ -330,7 +331,7 @@ class SQLiteLog:
         box: list[Any] = []
         self._commands.append((fn, (box, done)))
         self._wake.set()
-        await anyio.to_thread.run_sync(done.wait, abandon_on_cancel=True)
+        await run_in_thread(done.wait, abandon_on_cancel=True)
         self._raise_if_failed()
         if not box:
             raise StoreError(f"the SQLite writer for {str(self.path)!r} stopped before the call")
@@ -360,7 +361,7 @@ class SQLiteLog:
             finally:
                 conn.close()
 
-        return await anyio.to_thread.run_sync(run)
+        return await run_in_thread(run)
 
     async def aclose(self) -> None:
         """Commit everything written so far and stop the writer thread. Idempotent."""
@@ -369,7 +370,7 @@ class SQLiteLog:
         self._closing = True
         self._wake.set()
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._thread.join)
+            await run_in_thread(self._thread.join)
         self._raise_if_failed()
 
     def close(self) -> None:

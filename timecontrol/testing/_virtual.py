@@ -17,9 +17,10 @@ pending, virtual time jumps to that timer (as trio's autojump does). Give such t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import selectors
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -64,6 +65,10 @@ class _JumpingSelector(selectors.BaseSelector):
         if timeout is None:
             # No timer at all: only I/O or another thread can wake us, so wait for real.
             return self._real.select(None)
+        if self._loop.jump_holds:
+            # Something waits on a thread (`Clock.hold_jumps`): time stands still, and we wait
+            # for real, a little at a time, until it is done.
+            return self._real.select(min(timeout, 0.01))
         threshold = self._loop.autojump_threshold
         if threshold > 0:
             ready = self._real.select(min(threshold, timeout))
@@ -89,6 +94,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def __init__(self, autojump_threshold: float = 0.0) -> None:
         self._virtual_now = 0.0
         self.autojump_threshold = autojump_threshold
+        #: While > 0, virtual time does not jump (see `VirtualClock.hold_jumps`).
+        self.jump_holds = 0
         super().__init__(_JumpingSelector(self))
 
     # asyncio runs the timers due before ``time() + _clock_resolution``. A fixed resolution
@@ -163,6 +170,9 @@ class VirtualClock(_ClockBase):
         self._start_ts = self.start.timestamp()
         self._mono0: float | None = None
         self._wall_offset = 0.0
+        # What `hold_jumps` acts on: the asyncio loop, or trio's MockClock, of the current run.
+        self._hold_target: Any = None
+        self._trio_holds = 0
 
     # -- Clock -----------------------------------------------------------------------------
 
@@ -196,6 +206,34 @@ class VirtualClock(_ClockBase):
         """Let virtual time pass until wall time `wall`."""
         await self.sleep_until_wall(wall)
 
+    @contextlib.contextmanager
+    def hold_jumps(self) -> Iterator[None]:
+        """Keep virtual time still while the loop waits on a thread or real I/O.
+
+        timecontrol's own thread waits (the SQLite writer, queries) use it, so that a test
+        with a store does not see hours of virtual time pass during a flush. Nestable.
+        """
+        target = self._hold_target
+        if isinstance(target, VirtualEventLoop):
+            target.jump_holds += 1
+            try:
+                yield
+            finally:
+                target.jump_holds -= 1
+            return
+        if target is None:
+            yield
+            return
+        self._trio_holds += 1
+        if self._trio_holds == 1:
+            target.autojump_threshold = math.inf
+        try:
+            yield
+        finally:
+            self._trio_holds -= 1
+            if self._trio_holds == 0:
+                target.autojump_threshold = self.autojump_threshold
+
     # -- running ---------------------------------------------------------------------------
 
     def run(
@@ -216,15 +254,18 @@ class VirtualClock(_ClockBase):
 
         if backend == "asyncio":
             threshold = self.autojump_threshold
-            return anyio.run(
-                main,
-                backend="asyncio",
-                backend_options={"loop_factory": lambda: VirtualEventLoop(threshold)},
-            )
+
+            def make_loop() -> VirtualEventLoop:
+                loop = VirtualEventLoop(threshold)
+                self._hold_target = loop
+                return loop
+
+            return anyio.run(main, backend="asyncio", backend_options={"loop_factory": make_loop})
         if backend == "trio":
             import trio.testing
 
             mock = trio.testing.MockClock(autojump_threshold=self.autojump_threshold)
+            self._hold_target = mock
             return anyio.run(main, backend="trio", backend_options={"clock": mock})
         raise ClockError(f"unknown backend {backend!r}; expected 'asyncio' or 'trio'")
 

@@ -1,0 +1,79 @@
+"""The scheduler through the Engine's own methods (`engine.add_job` ...), across a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+import timecontrol as tc
+from timecontrol.testing import VirtualClock
+
+START = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.timecontrol(start=START)
+async def test_engine_methods_run_jobs_with_real_triggers(virtual_clock: VirtualClock) -> None:
+    engine = tc.Engine()
+    seen: list[datetime] = []
+
+    @engine.action
+    async def sample(volume_ul: float) -> float:
+        seen.append(virtual_clock.now())
+        return volume_ul * 2
+
+    async with engine:
+        job = engine.add_job(
+            "sample",
+            tc.timepoints.pairs((3, 60), (2, 300)),
+            id="kinetics",
+            kwargs={"volume_ul": 20.0},
+        )
+        assert engine.get_job("kinetics") == job
+        assert [j.id for j in engine.jobs()] == ["kinetics"]
+        await anyio.sleep(3600)
+        records = await engine.history("kinetics")
+        stats = await engine.job_stats("kinetics")
+    # first point one spacing after the start: +60, +120, +180, then +480, +780
+    offsets = [(t - START).total_seconds() for t in seen]
+    assert offsets == [60, 120, 180, 480, 780]
+    assert [r.status for r in records] == ["success"] * 5
+    assert stats.succeeded == 5
+    assert stats.next_run is None
+
+
+def test_engine_jobs_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "lab.sqlite"
+    runs: list[float] = []
+
+    def make() -> tc.Engine:
+        engine = tc.Engine(store=path)
+
+        @engine.action
+        async def tick() -> None:
+            runs.append(engine.clock.time() - START.timestamp())
+
+        return engine
+
+    async def first() -> None:
+        engine = make()
+        engine.add_job("tick", tc.interval(minutes=10), id="tick", coalesce="latest")
+        async with engine:
+            await anyio.sleep(1801)
+
+    async def second() -> list[str]:
+        engine = make()
+        assert [j.id for j in engine.jobs()] == ["tick"]  # restored from the file
+        async with engine:
+            await anyio.sleep(1201)
+            return [r.status for r in await engine.history("tick")]
+
+    VirtualClock(START).run(first)
+    assert runs == [600, 1200, 1800]
+    # The process is down for an hour: 2400, 3000 and 3600 fall due meanwhile.
+    statuses = VirtualClock(START + timedelta(hours=1)).run(second)
+    assert runs == [600, 1200, 1800, 3600, 4200, 4800]  # the latest of the backlog runs
+    assert statuses.count("success") == 6
+    assert statuses.count("coalesced") == 1  # one record covering 2400 and 3000

@@ -1,0 +1,57 @@
+"""Errors of the run engine; all derive from `timecontrol.TimeControlError`.
+
+Some are raised to the caller (an illegal request), others are *thrown into the plan* at the
+``yield`` of the message that caused them, so that a plan can catch them like any exception.
+"""
+
+from __future__ import annotations
+
+from .._exceptions import EngineStateError, TimeControlError
+
+__all__ = [
+    "IllegalMessageSequence",
+    "PauseHeldError",
+    "RequestAbort",
+    "RequestStop",
+    "StatusFailed",
+    "UnknownCommandError",
+]
+
+
+class UnknownCommandError(TimeControlError, KeyError):
+    """A message whose command is not registered; thrown into the plan, which may catch it."""
+
+    def __str__(self) -> str:
+        # KeyError would quote the whole message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class IllegalMessageSequence(TimeControlError):
+    """Messages in an order that cannot make sense (e.g. ``save`` without ``create``)."""
+
+
+class PauseHeldError(EngineStateError):
+    """`resume()` was refused because named pause requests still withhold permission.
+
+    Attributes:
+        names: the names of the pause requests whose callbacks did not allow resuming.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = list(names)
+        super().__init__(
+            f"resume refused: pause requests {self.names} still hold; each is lifted once its "
+            "callback returns True"
+        )
+
+
+class RequestStop(TimeControlError):
+    """Thrown into a plan by `RunEngine.stop`: clean up and end; the run counts as a success."""
+
+
+class RequestAbort(TimeControlError):
+    """Thrown into a plan by `RunEngine.abort`: clean up and end; the run counts as aborted."""
+
+
+class StatusFailed(TimeControlError):
+    """A device's status (a move, a trigger) finished unsuccessfully or was cancelled."""
