@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from timecontrol._clock import current_clock
+
 from ._errors import AddressError, BackendError, InstrumentTimeout, TransportError
 from ._transport import Transport
 
@@ -138,7 +140,10 @@ class _SessionThread:
             alarm.start()
         self._jobs.put(job)
         try:
-            await waiter()
+            # Under a virtual clock, time stands still while the worker thread talks to the
+            # instrument (a no-op on the real clock).
+            with current_clock().hold_jumps():
+                await waiter()
         except BaseException:
             # Cancelled: a started call runs to its end on the worker (it cannot be
             # interrupted); a job that has not started yet is skipped.

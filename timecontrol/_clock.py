@@ -107,6 +107,11 @@ class Clock(Protocol):
         """Sleep until wall time reaches `wall`; robust to wall-clock steps (see module doc)."""
         ...
 
+    def hold_jumps(self) -> contextlib.AbstractContextManager[None]:
+        """A context in which virtual time does not jump (for waits on threads); real clocks:
+        a no-op."""
+        ...
+
 
 class _ClockBase:
     """Shared logic: conversions and the re-anchoring wall-clock sleep."""
@@ -247,6 +252,5 @@ async def run_in_thread(fn: Callable[..., T], *args: Any, abandon_on_cancel: boo
     Under a real clock this is exactly ``anyio.to_thread.run_sync``; under a `VirtualClock` it
     keeps a flush or a query from letting hours of virtual time pass.
     """
-    hold = getattr(current_clock(), "hold_jumps", None)
-    with hold() if hold is not None else contextlib.nullcontext():
+    with current_clock().hold_jumps():
         return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=abandon_on_cancel)
