@@ -10,6 +10,8 @@ The public face is this module (plus `timecontrol.testing`, `timecontrol.stores`
 
 from __future__ import annotations
 
+import importlib
+
 from ._clock import Clock, SystemClock, current_clock, ensure_aware, use_clock
 from ._engine import Action, Engine, current_engine, jsonable
 from ._events import EVENT_SCHEMA_VERSION, Event, EventKind, known_kinds, register_kind
@@ -45,6 +47,18 @@ from .limiters import (
     limited_by,
     limiter_of,
     watchdog_of,
+)
+from .plans import (
+    IllegalMessageSequence,
+    Msg,
+    PauseHeldError,
+    RequestAbort,
+    RequestStop,
+    RunEngine,
+    RunResult,
+    RunState,
+    StatusFailed,
+    UnknownCommandError,
 )
 from .scheduler import (
     DuplicateJobError,
@@ -82,6 +96,10 @@ from .triggers import (
 
 __version__ = "0.1.0"
 
+# The instruments' event kinds, so that any Log holding them reads back wherever timecontrol
+# is imported (`timecontrol.drivers` is installed from the top-level drivers/ folder).
+importlib.import_module("timecontrol.drivers._events")
+
 __all__ = [
     "EVENT_SCHEMA_VERSION",
     "Action",
@@ -100,6 +118,7 @@ __all__ = [
     "EventKindError",
     "EventPayloadError",
     "ExecutionRecord",
+    "IllegalMessageSequence",
     "Intent",
     "IntervalError",
     "Job",
@@ -112,16 +131,24 @@ __all__ = [
     "Log",
     "LogError",
     "LogSink",
+    "Msg",
     "NaiveDatetimeError",
     "NotAsyncError",
     "OverTimeLimit",
+    "PauseHeldError",
     "PolicyError",
+    "RequestAbort",
+    "RequestStop",
+    "RunEngine",
+    "RunResult",
+    "RunState",
     "SafetyActionError",
     "Schedule",
     "Scheduler",
     "SchedulerError",
     "SchedulerLockedError",
     "SchedulerStats",
+    "StatusFailed",
     "StoreError",
     "StoreVersionError",
     "Subscription",
@@ -133,6 +160,7 @@ __all__ = [
     "Trip",
     "UnderTimeLimit",
     "UnknownActionError",
+    "UnknownCommandError",
     "UnknownTimeZoneError",
     "WatchdogStateError",
     "WindowError",

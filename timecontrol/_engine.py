@@ -31,6 +31,7 @@ from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
 
 if TYPE_CHECKING:
+    from .plans import RunEngine, RunResult, RunState
     from .scheduler import AlarmHandler, ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
     from .triggers import Trigger
 
@@ -154,6 +155,7 @@ class Engine:
         self._holds: set[str] = set()
         self._scheduler: Scheduler | None = None
         self._closing_scheduler_registered = False
+        self._run_engine: RunEngine | None = None
         self._cancelled_exc: type[BaseException] = asyncio.CancelledError
 
     # -- properties -------------------------------------------------------------------------
@@ -682,6 +684,70 @@ class Engine:
     async def scheduler_stats(self, *, upcoming: int = 10) -> SchedulerStats:
         """Overall figures: jobs, running executions, today's counts, the next runs."""
         return await self.scheduler.stats(upcoming=upcoming)
+
+    # -- the run engine (plans) ---------------------------------------------------------------
+
+    @property
+    def run_engine(self) -> RunEngine:
+        """The engine's run engine for plans, created on first use (see `run`)."""
+        if self._run_engine is None:
+            from .plans import RunEngine
+
+            self._run_engine = RunEngine(self)
+        return self._run_engine
+
+    @property
+    def state(self) -> RunState:
+        """The run engine's state: idle, running, paused, panicked, ..."""
+        return self.run_engine.state
+
+    async def run(self, plan: Iterable[Any], **metadata: Any) -> RunResult:
+        """Run a plan (a generator of `Msg`) on this loop; returns when it ends or pauses.
+
+        `metadata` goes into the run start documents. A paused plan returns a result with
+        ``paused=True``; `resume` continues it.
+        """
+        return await self.run_engine.run(plan, **metadata)
+
+    def request_pause(
+        self,
+        defer: bool = False,
+        name: str | None = None,
+        callback: Callable[[], bool] | None = None,
+    ) -> None:
+        """Pause the running plan: at once (hard) or at its next checkpoint (`defer`).
+
+        Never blocks. A `name` with a permission `callback` keeps `resume` refused until the
+        callback allows it.
+        """
+        self.run_engine.request_pause(defer=defer, name=name, callback=callback)
+
+    async def resume(self) -> RunResult:
+        """Resume a paused plan (replaying from its last checkpoint after a hard pause)."""
+        return await self.run_engine.resume()
+
+    async def stop_run(self) -> RunResult:
+        """End a paused plan with success, letting it clean up (`Engine.stop` stops the engine)."""
+        return await self.run_engine.stop()
+
+    async def abort(self, reason: str = "") -> RunResult:
+        """End a paused plan as aborted; `reason` goes into the run's stop document."""
+        return await self.run_engine.abort(reason)
+
+    async def halt(self) -> RunResult:
+        """End a paused plan at once, without the plan's own clean-up."""
+        return await self.run_engine.halt()
+
+    def panic(self) -> None:
+        """Stop everything: the running plan, running scheduled jobs, and new dispatch.
+
+        New runs and scheduled dispatch are refused, and `resume` too, until `all_is_well`.
+        """
+        self.run_engine.panic()
+
+    def all_is_well(self) -> None:
+        """Lift a panic: runs, resume and scheduled dispatch are allowed again."""
+        self.run_engine.all_is_well()
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"

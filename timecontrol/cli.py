@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
-import random
 import re
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +14,7 @@ import anyio
 import msgspec
 
 from . import __version__
-from ._engine import Engine
+from ._demo import run_demo
 from ._events import Event
 from ._exceptions import TimeControlError
 from .stores import read_events
@@ -99,86 +96,15 @@ def _cmd_log(args: argparse.Namespace, out: TextIO) -> int:
 # -- timecontrol demo -------------------------------------------------------------------------
 
 
-async def _demo(db: Path, out: TextIO, fast: bool) -> None:
-    """A lab morning in miniature: sampling at time points, a failing job, a live event feed."""
-    engine = Engine(store=db)
-    rng = random.Random(7)
-
-    @engine.action
-    async def sample(volume_ul: float) -> dict[str, float]:
-        """Draw a sample and read its absorbance (a simulated instrument taking 150 ms)."""
-        await anyio.sleep(0.15)
-        elapsed = engine.clock.time() - start
-        absorbance = 1.2 * (1 - math.exp(-elapsed / 6)) + rng.gauss(0, 0.01)
-        return {"volume_ul": volume_ul, "absorbance": round(absorbance, 4)}
-
-    @engine.action
-    async def calibrate() -> None:
-        """A calibration that finds its reference out of range: the failure is recorded."""
-        await anyio.sleep(0.05)
-        raise RuntimeError("reference cell reads 2.91, outside 0.95..1.05")
-
-    async with engine:
-        start = engine.clock.time()
-        out.write(f"timecontrol {__version__} demo: log file {db}\n")
-        out.write(
-            "schedule: 5 samples 1 s apart, then 3 samples 3 s apart; calibrate at +2.5 s\n\n"
-        )
-
-        async def feed() -> None:
-            async with engine.log.subscribe() as sub:
-                async for event in sub:
-                    out.write(format_event(event, start) + "\n")
-                    out.flush()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(feed)
-            # Time points, hein_control style: a block's first point lies at its start.
-            offsets = [i * 1.0 for i in range(5)] + [4.0 + 3.0 * (i + 1) for i in range(3)]
-            for n, offset in enumerate(offsets, 1):
-                engine.submit(
-                    "sample",
-                    at=start + offset,
-                    kwargs={"volume_ul": 20.0},
-                    subject=f"sample-{n}",
-                    reason="timepoint",
-                )
-            engine.submit("calibrate", at=start + 2.5, subject="calibrate")
-            await engine.wait_idle()
-            await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
-
-    events = read_events(db)
-    kinds = Counter(e.kind for e in events)
-    runs = [e for e in events if e.kind == "action.succeeded" and e.payload["action"] == "sample"]
-    failures = [e for e in events if e.kind == "action.failed"]
-    starts = [e for e in events if e.kind == "action.started"]
-    late = [e.payload["late"] * 1000 for e in starts]
-    out.write("\nsummary, read back from " + str(db) + ":\n")
-    out.write(
-        f"  events: {len(events)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})\n"
-    )
-    out.write(f"  samples: {len(runs)}, absorbance ")
-    out.write(" → ".join(str(e.payload["result"]["absorbance"]) for e in runs) + "\n")
-    out.write(f"  failures: {len(failures)}")
-    for e in failures:
-        out.write(f" [{e.subject}: {e.payload['error']}: {e.payload['message']}]")
-    out.write("\n")
-    if late:
-        out.write(f"  start lateness: max {max(late):.2f} ms, mean {sum(late) / len(late):.2f} ms")
-        out.write(" (virtual time: exactly 0)\n" if fast else "\n")
-    out.write(f"  explore it: timecontrol log {db} --kind action.failed\n")
-
-
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     db = Path(args.db)
     if db.exists() and not args.keep:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
     if args.fast:
-        VirtualClock(datetime.now(UTC).replace(microsecond=0)).run(_demo, db, out, True)
+        VirtualClock(datetime.now(UTC).replace(microsecond=0)).run(run_demo, db, out, True)
     else:
-        anyio.run(_demo, db, out, False)
+        anyio.run(run_demo, db, out, False)
     return 0
 
 
@@ -192,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"timecontrol {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="a short live demonstration (about 15 s; --fast: 1 s)")
+    demo = sub.add_parser(
+        "demo", help="a short live demonstration on simulated instruments (about 14 s)"
+    )
     demo.add_argument("--fast", action="store_true", help="run under virtual time")
     demo.add_argument(
         "--db", default="timecontrol-demo.sqlite", help="log file to write (default: %(default)s)"
