@@ -76,7 +76,8 @@ def _describe(event: Event, t0: float) -> str | None:
     if kind == "limiter.rejected":
         return f"{at}  {subject:<10} refused    a call after the trip ({p.get('limit')})"
     if kind == "instrument.connected":
-        return f"{at}  {subject:<10} connected  {p.get('driver')} at {p.get('address')}"
+        address = str(p.get("address", "")).split(" (")[0]
+        return f"{at}  {subject:<10} connected  {p.get('driver')} at {address}"
     if kind == "run.start":
         return f"{at}  {'run':<10} start      {p.get('plan_name', '')} {p.get('uid', '')[:8]}"
     if kind == "run.event":
@@ -113,8 +114,10 @@ async def run_demo(db: Path, out: TextIO, fast: bool) -> None:
     out.write("  stirrer every 2 s taking 3 s (skip); calibration at +2.5 s (fails)\n")
     out.write("  heater watchdog 1.5 s; its set-point job is paused from +5 s to +9 s\n\n")
 
-    async with sim_lab(timeout=2.0) as lab, engine:
+    async with engine, sim_lab(timeout=2.0) as lab:
         t0 = engine.clock.time()
+        for event in engine.log.recent(kinds="instrument.connected"):
+            out.write(f"{_describe(event, t0)}\n")
         dmm_bus = Command(rate=4, name="dmm")  # the multimeter: at most 4 readings a second
 
         async def heater_safe() -> None:

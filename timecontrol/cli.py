@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -152,7 +153,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    except BaseExceptionGroup as group:
+        # `timecontrol demo | head`: the reader went away; not an error of ours.
+        if group.subgroup(BrokenPipeError) is not None and group.split(BrokenPipeError)[1] is None:
+            return _closed_pipe()
+        raise
     return status
+
+
+def _closed_pipe() -> int:
+    # Point stdout at devnull so that the interpreter's final flush does not fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":
