@@ -217,6 +217,21 @@ class SystemClock(_ClockBase):
         """Wall time as POSIX seconds (UTC), from the operating system."""
         return time.time()
 
+    def monotonic(self) -> float:
+        """The running loop's monotonic time; outside any loop, the OS monotonic clock.
+
+        Outside a loop (a job added at import time, before ``async with engine``) this is
+        `time.monotonic()`, which is also what asyncio's loop reads.
+        """
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            pass
+        try:
+            return anyio.current_time()
+        except Exception:  # no async library running at all
+            return time.monotonic()
+
     def __repr__(self) -> str:
         return f"SystemClock(recheck={self.recheck})"
 
