@@ -78,11 +78,13 @@ def test_log_since_until_window(demo_db: tuple[Path, str]) -> None:
     out = io.StringIO()
     assert main(["log", str(db), "--since", mid, "--json"], out=out) == 0
     walls = [json.loads(line)["wall"] for line in out.getvalue().splitlines()]
-    assert walls and min(walls) >= events[len(events) // 2].wall
+    assert walls
+    assert min(walls) >= events[len(events) // 2].wall
     out = io.StringIO()
     assert main(["log", str(db), "--until", mid, "--json"], out=out) == 0
     walls = [json.loads(line)["wall"] for line in out.getvalue().splitlines()]
-    assert walls and max(walls) < events[len(events) // 2].wall
+    assert walls
+    assert max(walls) < events[len(events) // 2].wall
 
 
 def test_log_bad_input_is_a_clear_error(
