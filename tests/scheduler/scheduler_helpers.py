@@ -27,7 +27,8 @@ class Every(TriggerBase):
     def next(self, after: datetime) -> datetime | None:
         k = math.floor((after.timestamp() - self.anchor) / self.seconds) + 1
         k = max(k, 1)
-        while self.anchor + k * self.seconds <= after.timestamp():
+        # Compare as datetimes: a fire time rounds to the microsecond, and may round to `after`.
+        while datetime.fromtimestamp(self.anchor + k * self.seconds, UTC) <= after:
             k += 1
         if self.count is not None and k > self.count:
             return None

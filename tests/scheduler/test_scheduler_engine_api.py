@@ -77,3 +77,48 @@ def test_engine_jobs_survive_a_restart(tmp_path: Path) -> None:
     assert runs == [600, 1200, 1800, 3600, 4200, 4800]  # the latest of the backlog runs
     assert statuses.count("success") == 6
     assert statuses.count("coalesced") == 1  # one record covering 2400 and 3000
+
+
+class _Broken(tc.triggers.TriggerBase):
+    """Fires once, then raises: a trigger with a bug."""
+
+    json_type = "test_broken"
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+
+    def next(self, after: datetime) -> datetime | None:
+        if after.timestamp() < self.first:
+            return datetime.fromtimestamp(self.first, UTC)
+        raise RuntimeError("bug in my trigger")
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": self.json_type, "first": self.first}
+
+    def explain(self) -> str:
+        return "once, then a bug"
+
+    @classmethod
+    def _from_json(cls, d: dict[str, object]) -> _Broken:
+        return cls(float(d["first"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.timecontrol(start=START)
+async def test_a_failing_trigger_pauses_its_job_with_a_record() -> None:
+    engine = tc.Engine()
+    ran: list[float] = []
+
+    @engine.action
+    async def work() -> None:
+        ran.append(engine.clock.time())
+
+    async with engine:
+        engine.add_job("work", _Broken(START.timestamp() + 60), id="buggy")
+        await anyio.sleep(3600)
+        records = await engine.history("buggy")
+        job = engine.get_job("buggy")
+    assert ran == []  # the fire time whose successor could not be computed did not run
+    assert [r.status for r in records] == ["skipped"]
+    assert "bug in my trigger" in (records[0].reason or "")
+    assert not job.enabled
+    assert engine.log.recent(kinds="job.paused")[0].subject == "buggy"

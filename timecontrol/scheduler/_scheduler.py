@@ -38,6 +38,7 @@ from .._exceptions import StoreError, TimeControlError, UnknownActionError
 from ..stores._jobs import JobStore, LoadedJobs
 from ..stores._sqlite import SQLiteLog
 from ._errors import DuplicateJobError, JobArgumentsError, JobNotFoundError, JobSpecError
+from ._grid import Grid, grid_of, unbound_interval, us_to_seconds
 from ._job import Job, import_action, make_job, plain_json
 from ._records import (
     ALARM_STATUSES,
@@ -77,6 +78,18 @@ _JOB_KINDS_REPLAYED: Final = frozenset(
 )
 
 
+def _is_plain(value: object) -> bool:
+    """True for a value that JSON writes and reads back as itself, cheaply decided: None, a
+    bool, an int, a finite float, an ASCII str (the usual results of an action)."""
+    if value is None or value is True or value is False or type(value) is int:
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is str:
+        return value.isascii()
+    return False
+
+
 def _utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
@@ -86,6 +99,8 @@ class _State:
 
     __slots__ = (
         "fn",
+        "grid",
+        "grid_for",
         "inflight",
         "intent_seq",
         "job",
@@ -99,6 +114,10 @@ class _State:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.fn: Action | None = None
+        # The trigger's fire times in integer arithmetic (plain intervals only; see _grid.py),
+        # and the trigger it was made for.
+        self.grid: Grid | None = None
+        self.grid_for: object = None
         self.next: float | None = None  # the next undecided fire time
         self.runs = 0  # runs started (manual ones not counted)
         self.running = 0  # slots taken (running, or handed to a queued fire time)
@@ -124,6 +143,7 @@ class Scheduler:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._clock = engine.clock  # fixed for the engine's life; read on every run
         self._jobs: dict[str, _State] = {}
         self._paused = False
         self._parked: set[str] = set()
@@ -177,6 +197,27 @@ class Scheduler:
         if job.start is not None and after < job.start:
             # The trigger's own fire time at exactly `start` belongs to the window.
             after = job.start - 1e-6
+        trigger = job.trigger
+        if st.grid_for is not trigger:
+            st.grid = grid = grid_of(trigger)
+            # (An interval without an anchor binds at its first next(): ask again after it.)
+            st.grid_for = trigger if grid is not None or not unbound_interval(trigger) else None
+        else:
+            grid = st.grid
+        if grid is not None:
+            # A plain interval: the trigger's own arithmetic, minus the datetimes (_grid.py).
+            nxt_us = grid.after(after)
+            if nxt_us is not None:
+                nxt = us_to_seconds(nxt_us)
+                if nxt <= t:
+                    # `t` as a datetime was rounded below the fire time it came from: the
+                    # trigger would return that one again, and be asked once more (below).
+                    nxt_us = grid.step(nxt_us)
+                if nxt_us is not None:
+                    nxt = us_to_seconds(nxt_us)
+                    if job.end is not None and nxt > job.end:
+                        return None
+                    return nxt
         nxt_dt: datetime | None = job.trigger.next(datetime.fromtimestamp(after, UTC))
         if nxt_dt is None:
             return None
@@ -288,8 +329,9 @@ class Scheduler:
             st.intent_seq = 0
             return
         job_id = st.job.id
-        st.intent_seq = self.engine.submit(
-            _FIRE, at=nxt, kwargs={"job": job_id, "fire": nxt}, subject=job_id, reason="trigger"
+        # Once per run: the engine's own fast path (name registered, kwargs plain JSON).
+        st.intent_seq = self.engine._submit_trusted(
+            _FIRE, nxt, {"job": job_id, "fire": nxt}, job_id, 0, "trigger"
         ).seq
 
     def _cancel_intent(self, st: _State) -> None:
@@ -311,7 +353,7 @@ class Scheduler:
         st = self._jobs.get(job)
         if st is None:
             return  # removed meanwhile; its removal is recorded
-        now = self.clock.time()
+        now = self._clock.time()
         if kind == "manual":
             await self._attempt(st, fire, now, manual=True, overrides=overrides)
             return
@@ -330,14 +372,42 @@ class Scheduler:
         if self._paused:
             self._parked.add(job)  # settled on resume, by the misfire policy
             return
-        nxt = self._after(st, fire)
+        try:
+            nxt = self._after(st, fire)
+        except Exception as exc:
+            # A trigger that fails must not end the job's chain silently: this fire time gets
+            # its record, and the job is paused (visible, and an alarm) until someone looks.
+            self._record(
+                st,
+                "skipped",
+                {
+                    "scheduled": fire,
+                    "last": fire,
+                    "count": 1,
+                    "reason": f"the trigger failed ({type(exc).__name__}: {exc}); job paused",
+                },
+            )
+            st.next = fire
+            self.pause_job(job)
+            return
         if nxt is not None and nxt <= now:
             run_fire = self._settle_backlog(st, fire, nxt, now)
             if run_fire is not None:
                 await self._attempt(st, run_fire, now)
             return
         self._set_next(st, nxt)
-        await self._attempt(st, fire, now)
+        job_def = st.job
+        grace = job_def.misfire_grace
+        if (
+            (grace is None or now - fire <= grace)
+            and job_def.max_executions is None
+            and st.running < (job_def.max_instances if job_def.conflict == "concurrent" else 1)
+        ):
+            # The common case of `_attempt` (on time, a free slot), without its detours.
+            st.running += 1
+            await self._run(st, fire, now, False, None, None)
+        else:
+            await self._attempt(st, fire, now)
 
     def _enumerate(
         self, st: _State, first: float | None, now: float
@@ -559,10 +629,11 @@ class Scheduler:
         overrides: dict[str, Any] | None,
     ) -> None:
         job = st.job
-        log, clock = self.log, self.clock
+        log, clock = self.engine.log, self._clock
         if ref is None:
             ref = log.last_seq + 1
-        log.append(
+        # Plain JSON by construction (finite floats, an int, a bool): the Log's fast path.
+        log._append_plain(
             "job.started",
             job.id,
             {"run": ref, "scheduled": fire, "started": now, "late": now - fire, "manual": manual},
@@ -570,7 +641,8 @@ class Scheduler:
         if not manual:
             st.runs += 1
         st.inflight[ref] = [fire, manual, now]
-        self._push(st)
+        if self._store is not None:
+            self._push(st)
         kwargs = job.kwargs if not overrides else {**job.kwargs, **overrides}
         t0 = clock.monotonic()
         status = "success"
@@ -584,24 +656,35 @@ class Scheduler:
                     result = await fn(**kwargs)
                 if scope.cancelled_caught:
                     status = "timeout"
-            payload = (
-                {"result": jsonable(result)}
-                if status == "success"
-                else {"reason": f"exceeded timeout of {job.timeout} s"}
-            )
+            if status == "success":
+                plain = _is_plain(result)
+                payload = {"result": result if plain else jsonable(result)}
+            else:
+                plain = True
+                payload = {"reason": f"exceeded timeout of {job.timeout} s"}
         except anyio.get_cancelled_exc_class():
             self._end_run(
-                st, ref, fire, manual, now, t0, "cancelled", {"reason": "cancelled"}, inline=False
+                st,
+                ref,
+                fire,
+                manual,
+                now,
+                t0,
+                "cancelled",
+                {"reason": "cancelled"},
+                inline=False,
+                plain=True,
             )
             raise
         except Exception as exc:
             status = "failure"
+            plain = False
             payload = {
                 "error": type(exc).__name__,
                 "message": str(exc),
                 "traceback": "".join(tb_module.format_exception(exc)),
             }
-        record = self._end_run(st, ref, fire, manual, now, t0, status, payload)
+        record = self._end_run(st, ref, fire, manual, now, t0, status, payload, plain=plain)
         if record is not None:
             await self._run_async_alarms()
 
@@ -617,20 +700,25 @@ class Scheduler:
         payload: dict[str, Any],
         *,
         inline: bool = True,
+        plain: bool = False,
     ) -> Event | None:
-        clock = self.clock
-        payload.update(
-            run=ref,
-            scheduled=fire,
-            manual=manual,
-            started=started,
-            ended=clock.time(),
-            duration=clock.monotonic() - t0,
-        )
-        event = self._record(st, status, payload, inline_async=inline)
+        """Record a run's outcome and free its slot (`plain`: see `Log._append_plain`)."""
+        clock = self._clock
+        payload["run"] = ref
+        payload["scheduled"] = fire
+        payload["manual"] = manual
+        payload["started"] = started
+        payload["ended"] = clock.time()
+        payload["duration"] = clock.monotonic() - t0
+        event = self._record(st, status, payload, inline_async=inline, plain=plain)
         st.inflight.pop(ref, None)
-        self._release(st)
-        self._push(st)
+        waiting = st.waiting
+        if waiting:
+            waiting.popleft().set()  # `_release`: hand the slot to the first queued fire time
+        else:
+            st.running -= 1
+        if self._store is not None:
+            self._push(st)
         return event if self._pending_alarms else None
 
     # -- records ------------------------------------------------------------------------------
@@ -639,10 +727,23 @@ class Scheduler:
         return self.log.append(kind, st.job.id, payload)
 
     def _record(
-        self, st: _State, status: str, payload: dict[str, Any], *, inline_async: bool = False
+        self,
+        st: _State,
+        status: str,
+        payload: dict[str, Any],
+        *,
+        inline_async: bool = False,
+        plain: bool = False,
     ) -> Event:
-        """Append an execution record; notify waiters and failure handlers."""
-        event = self.log.append(KIND_OF_STATUS[status], st.job.id, payload)
+        """Append an execution record; notify waiters and failure handlers.
+
+        `plain`: the caller vouches that `payload` is plain JSON (see `Log._append_plain`).
+        """
+        log = self.engine.log
+        if plain:
+            event = log._append_plain(KIND_OF_STATUS[status], st.job.id, payload)
+        else:
+            event = log.append(KIND_OF_STATUS[status], st.job.id, payload)
         if self._alarms or self._waiters:
             self._dispatch_record(st, status, event, inline_async)
         return event
