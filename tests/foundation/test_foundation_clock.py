@@ -114,9 +114,19 @@ def test_system_clock_rejects_a_non_positive_recheck(recheck: float) -> None:
         SystemClock(recheck)
 
 
-def test_monotonic_outside_an_event_loop_is_a_clock_error() -> None:
+def test_system_monotonic_outside_an_event_loop_is_the_os_monotonic_clock() -> None:
+    # Jobs may be added at import time, before any loop runs: their events are stamped with
+    # the OS monotonic clock, which is also what asyncio's loop reads.
+    before = time.monotonic()
+    value = SystemClock().monotonic()
+    assert before <= value <= time.monotonic()
+
+
+def test_virtual_monotonic_outside_its_run_is_a_clock_error() -> None:
+    from timecontrol.testing import VirtualClock
+
     with pytest.raises(ClockError, match="inside an async context"):
-        SystemClock().monotonic()
+        VirtualClock().monotonic()
 
 
 def test_system_clock_monotonic_is_the_running_asyncio_loops_time() -> None:
