@@ -142,6 +142,7 @@ class Engine:
         self.schedule = Schedule()
         self._actions: dict[str, Action] = {}
         self._quiet: set[str] = set()  # actions whose start/success are not recorded
+        self._with_intent: set[str] = set()  # actions called as fn(intent) (`_intent_action`)
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tg: TaskGroup | None = None
@@ -249,6 +250,14 @@ class Engine:
 
         return register if func is None else register(func)
 
+    def _intent_action(self, fn: Action, name: str) -> None:
+        """Register a quiet action that is called with its `Intent` (``fn(intent)``) rather
+        than with the intent's kwargs. For the library's own wrappers: the scheduler's job
+        intents then need no kwargs (the job is the subject, the fire time the due), which
+        saves a dict per job and per run."""
+        self.action(fn, name=name, record=False)
+        self._with_intent.add(name)
+
     def _resolve(self, action: str | Action) -> str:
         if isinstance(action, str):
             if action not in self._actions:
@@ -299,6 +308,31 @@ class Engine:
         driver = self._driver
         if driver is not None and due < driver.armed_for:
             driver.rearm()  # the loop waits for a later intent: consider this one
+        return intent
+
+    def _submit_trusted(
+        self,
+        name: str,
+        due: float,
+        kwargs: dict[str, Any] | None,
+        subject: str,
+        priority: int = 0,
+        reason: str = "",
+    ) -> Intent:
+        """`submit` for the library's own intents (the scheduler's, once per run).
+
+        The caller guarantees what `submit` checks: `name` is registered, `due` is finite
+        POSIX seconds and `kwargs` is plain JSON (str keys; str, int, bool, None, finite
+        floats); those checks cost more than the rest of a submit. The subject is checked.
+        """
+        if not subject.isascii():
+            _check_subject(subject)
+        intent = self.schedule.add(
+            due, name, subject=subject, kwargs=kwargs, priority=priority, reason=reason
+        )
+        driver = self._driver
+        if driver is not None and due < driver.armed_for:
+            driver.rearm()
         return intent
 
     def cancel(self, intent: Intent) -> bool:
@@ -457,14 +491,14 @@ class Engine:
         if self._holds:
             return
         now = self.clock.time()
-        pop_due, quiet, append = self.schedule.pop_due, self._quiet, self.log.append
+        pop_due, quiet = self.schedule.pop_due, self._quiet
         intent = pop_due(now)
         while intent is not None:
             self._running += 1
             # Recorded here, in (due, priority, seq) order, not in the new task: trio starts
             # the tasks of one batch in an arbitrary order.
             if intent.action not in quiet:
-                append(
+                self.log.append(
                     "action.started",
                     intent.subject or intent.action,
                     {
@@ -476,11 +510,18 @@ class Engine:
                 )
             spawn(intent, now)
             intent = pop_due(now)
-        self._maybe_idle()
+        if self._idle is not None:
+            self._maybe_idle()
 
-    async def _run(self, intent: Intent, now: float, scope: anyio.CancelScope | None) -> None:
-        """Run one intent's action and record its outcome (`scope`: trio path only)."""
-        log = self.log
+    async def _run(
+        self,
+        intent: Intent,
+        now: float,
+        scope: anyio.CancelScope | None,
+        tasks: dict[int, Any] | None = None,
+    ) -> None:
+        """Run one intent's action and record its outcome (`scope`: trio path only; `tasks`:
+        the asyncio driver's running tasks, from which this one removes itself at the end)."""
         clock = self.clock
         seq, action = intent.seq, intent.action
         subject = intent.subject or action
@@ -492,21 +533,23 @@ class Engine:
                 raise UnknownActionError(
                     f"no action named {action!r}; registered: {sorted(self._actions)}"
                 )
+            with_intent = action in self._with_intent
+            call = fn(intent) if with_intent else fn(**(intent.kwargs or {}))
             if scope is None:
-                result = await fn(**(intent.kwargs or {}))
+                result = await call
             else:
                 result = None
                 with scope:
-                    result = await fn(**(intent.kwargs or {}))
+                    result = await call
                 if scope.cancelled_caught:  # cancelled on its own (`cancel_running`)
-                    log.append(
+                    self.log.append(
                         "action.cancelled",
                         subject,
                         {"seq": seq, "action": action, "duration": clock.monotonic() - t0},
                     )
                     return
         except Exception as exc:
-            log.append(
+            self.log.append(
                 "action.failed",
                 subject,
                 {
@@ -520,7 +563,7 @@ class Engine:
             )
         except BaseException as exc:
             if isinstance(exc, self._cancelled_exc):
-                log.append(
+                self.log.append(
                     "action.cancelled",
                     subject,
                     {"seq": seq, "action": action, "duration": clock.monotonic() - t0},
@@ -533,7 +576,7 @@ class Engine:
             raise
         else:
             if record:
-                log.append(
+                self.log.append(
                     "action.succeeded",
                     subject,
                     {
@@ -545,7 +588,10 @@ class Engine:
                 )
         finally:
             self._running -= 1
-            self._maybe_idle()
+            if tasks is not None:
+                tasks.pop(seq, None)
+            if self._idle is not None:
+                self._maybe_idle()
 
     # -- the scheduler ----------------------------------------------------------------------
 
@@ -762,7 +808,7 @@ class _AsyncioDriver:
         self.loop = loop
         self.handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self.armed_for = math.inf  # the due (wall) time the timer is set for
-        self.tasks: dict[asyncio.Task[None], int] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}  # running, by intent seq
         recheck = getattr(engine.clock, "recheck", 1.0)
         self.recheck = recheck if isinstance(recheck, int | float) else 1.0
         # A clock that announces wall-clock steps (the virtual one) gets the timer re-armed
@@ -803,12 +849,17 @@ class _AsyncioDriver:
         self.rearm()
 
     def _spawn(self, intent: Intent, now: float) -> None:
-        task = self.loop.create_task(self.engine._run(intent, now, None))
-        self.tasks[task] = intent.seq
-        task.add_done_callback(self.tasks.pop)
+        # The task forgets itself when its run ends (cheaper than a done callback, which
+        # costs a round of the loop per run).
+        task = self.loop.create_task(self.engine._run(intent, now, None, self.tasks))
+        if not task.done():  # (an eager task factory may have run it to the end already)
+            self.tasks[intent.seq] = task
 
     def cancel_all(self) -> int:
-        live = [task for task in self.tasks if not task.done()]
+        # A task cancelled before its first step never runs `_run`'s finally: forget it here.
+        for seq in [seq for seq, task in self.tasks.items() if task.done()]:
+            del self.tasks[seq]
+        live = [task for task in self.tasks.values() if not task.done()]
         for task in live:
             task.cancel()
         return len(live)
@@ -821,7 +872,7 @@ class _AsyncioDriver:
         remove_listener = getattr(self.engine.clock, "remove_step_listener", None)
         if remove_listener is not None:
             remove_listener(self.rearm)
-        tasks = list(self.tasks)
+        tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
         if tasks:

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 import anyio
+import msgspec
 
 from ._clock import Clock, current_clock, to_timestamp
 from ._events import Event, check_kind, normalize_payload
@@ -26,6 +27,8 @@ from ._events import _kind_names as _KINDS
 from ._exceptions import EventPayloadError, LogError
 
 __all__ = ["Log", "LogSink", "Subscription"]
+
+_encode = msgspec.json.Encoder().encode
 
 
 @runtime_checkable
@@ -278,6 +281,44 @@ class Log:
         self._ring.append(event)
         if self._sink is not None:
             self._sink.write(event, encoded)
+        for sub in self._subscribers:
+            if (sub.kinds is None or kind in sub.kinds) and (
+                sub.subjects is None or subject in sub.subjects
+            ):
+                sub._deliver(event)
+        return event
+
+    def _append_plain(
+        self,
+        kind: str,
+        subject: str,
+        payload: dict[str, Any],
+        mono: float | None = None,
+        wall: float | None = None,
+    ) -> Event:
+        """`append` for library code whose payload is already what JSON reads back.
+
+        The caller guarantees that `kind` is registered and that `payload` is a fresh dict
+        (nobody else keeps it) with str keys and only str, int, bool, None and *finite*
+        float values, for which `normalize_payload` is the identity; the decode is skipped,
+        and the encode too when there is no durable sink. Same event, same order, same
+        subscribers as `append` (the scheduler records every run through it). `mono` and
+        `wall`: the Clock's readings if the caller has just taken them (both or neither).
+        """
+        if self._closed:
+            raise LogError("this Log is closed; events can no longer be appended")
+        if type(subject) is not str or not subject.isascii():
+            subject = _check_subject(subject)
+        sink = self._sink
+        encoded = _encode(payload) if sink is not None else b""
+        if mono is None or wall is None:
+            clock = self._clock or self.clock
+            mono, wall = clock.monotonic(), clock.time()
+        self._seq += 1
+        event = Event(self._seq, mono, wall, kind, subject, payload)
+        self._ring.append(event)
+        if sink is not None:
+            sink.write(event, encoded)
         for sub in self._subscribers:
             if (sub.kinds is None or kind in sub.kinds) and (
                 sub.subjects is None or subject in sub.subjects

@@ -18,6 +18,7 @@ import msgspec
 
 from .._clock import to_timestamp
 from .._exceptions import NaiveDatetimeError, TimeControlError, UnknownActionError
+from ..triggers import _protocol
 from ._errors import JobArgumentsError, JobSpecError, PolicyError
 
 __all__ = [
@@ -61,10 +62,6 @@ class TriggerLike(Protocol):
 
 def trigger_from_spec(spec: Mapping[str, Any]) -> TriggerLike:
     """Rebuild a trigger from its ``to_json()`` output (via `timecontrol.triggers`)."""
-    try:
-        from ..triggers import _protocol
-    except ImportError as exc:  # pragma: no cover - the triggers package ships with us
-        raise JobSpecError(f"cannot rebuild trigger {dict(spec)!r}: {exc}") from None
     try:
         trigger: TriggerLike = _protocol.trigger_from_json(dict(spec))
     except TimeControlError as exc:
@@ -214,6 +211,89 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         fields["trigger"] = trigger_from_spec(fields["trigger"])
         fields["tags"] = tuple(fields.get("tags", ()))
         return make_job(**fields)
+
+
+class _StoredJob(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The JSON shape `Job.to_json` writes, decoded (and type-checked) by msgspec in C."""
+
+    version: int = JOB_SPEC_VERSION
+    id: str
+    action: str
+    trigger: dict[str, Any]
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+    timeout: float | None = None
+    max_executions: int | None = None
+    start: float | None = None
+    end: float | None = None
+    conflict: str = "skip"
+    max_instances: int = 1
+    max_queue: int = 1
+    misfire_grace: float | None = None
+    coalesce: str = "latest"
+
+
+_stored_decoder = msgspec.json.Decoder(_StoredJob)
+_CONFLICTS: Final = frozenset(CONFLICT_POLICIES)
+_COALESCES: Final = frozenset(COALESCE_POLICIES)
+
+
+def _positive(value: float | None) -> bool:
+    return value is None or (value > 0 and math.isfinite(value))
+
+
+def job_from_stored(raw: str | bytes) -> Job:
+    """`Job.from_json` for a spec read back from a store, as JSON text: the same `Job`.
+
+    Reopening a file rebuilds every job, so this is the startup's inner loop. msgspec decodes
+    and type-checks the spec in one pass, and the checks `make_job` makes are done on the
+    typed values; a spec with anything unusual (a wrong type, an unknown field, a newer
+    version, a value out of range) takes `Job.from_json`, which accepts or rejects it exactly
+    as before and names the problem.
+    """
+    try:
+        s = _stored_decoder.decode(raw)
+    except msgspec.DecodeError:
+        s = None
+    if (
+        s is None
+        or not 1 <= s.version <= JOB_SPEC_VERSION
+        or not 0 < len(s.id) <= 200
+        or not s.action
+        or "type" not in s.trigger
+        or s.conflict not in _CONFLICTS
+        or s.coalesce not in _COALESCES
+        or not (_positive(s.timeout) and _positive(s.misfire_grace))
+        or s.max_instances < 1
+        or s.max_queue < 1
+        or (s.max_executions is not None and s.max_executions < 1)
+        or (s.start is not None and not math.isfinite(s.start))
+        or (s.end is not None and not math.isfinite(s.end))
+        or (s.start is not None and s.end is not None and s.end < s.start)
+    ):
+        return Job.from_json(msgspec.json.decode(raw))
+    return Job(
+        id=s.id,
+        action=s.action,
+        trigger=trigger_from_spec(s.trigger),
+        kwargs=s.kwargs,
+        name=s.name,
+        description=s.description,
+        tags=s.tags,
+        enabled=s.enabled,
+        timeout=s.timeout,
+        max_executions=s.max_executions,
+        start=s.start,
+        end=s.end,
+        conflict=s.conflict,
+        max_instances=s.max_instances,
+        max_queue=s.max_queue,
+        misfire_grace=s.misfire_grace,
+        coalesce=s.coalesce,
+    )
 
 
 def _utc(ts: float) -> datetime:

@@ -25,7 +25,8 @@ import traceback as tb_module
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, cast
 from uuid import uuid4
 
 import anyio
@@ -38,8 +39,8 @@ from .._exceptions import StoreError, TimeControlError, UnknownActionError
 from ..stores._jobs import JobStore, LoadedJobs
 from ..stores._sqlite import SQLiteLog
 from ._errors import DuplicateJobError, JobArgumentsError, JobNotFoundError, JobSpecError
-from ._grid import Grid, grid_of, unbound_interval, us_to_seconds
-from ._job import Job, import_action, make_job, plain_json
+from ._grid import Grid, grid_of, unbound_interval
+from ._job import Job, import_action, job_from_stored, make_job, plain_json
 from ._records import (
     ALARM_STATUSES,
     KIND_OF_STATUS,
@@ -54,6 +55,7 @@ from ._records import (
 if TYPE_CHECKING:
     from .._engine import Engine
     from .._log import Log
+    from .._schedule import Intent
 
 __all__ = ["AlarmHandler", "Scheduler"]
 
@@ -72,10 +74,23 @@ BACKLOG_CAP: Final = 100_000
 CATCH_UP_CAP: Final = 1000
 
 _json = msgspec.json.Encoder()
-_EMPTY_INFLIGHT: Final = b"{}"
+_EMPTY_INFLIGHT: Final = "{}"
 _JOB_KINDS_REPLAYED: Final = frozenset(
     {"job.added", "job.updated", "job.resumed", "job.queued", "job.started"} | RECORD_KINDS
 )
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    """The payload of a failed run's record."""
+    return {
+        "error": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(tb_module.format_exception(exc)),
+    }
+
+
+#: The inflight map of a job with nothing in flight (shared; writes raise).
+_NO_RUNS: Final = cast("dict[int, list[Any]]", MappingProxyType({}))
 
 
 def _is_plain(value: object) -> bool:
@@ -101,6 +116,7 @@ class _State:
         "fn",
         "grid",
         "grid_for",
+        "grid_last",
         "inflight",
         "intent_seq",
         "job",
@@ -118,14 +134,33 @@ class _State:
         # and the trigger it was made for.
         self.grid: Grid | None = None
         self.grid_for: object = None
+        self.grid_last = math.nan  # the point the grid gave last (the chain asks after it)
         self.next: float | None = None  # the next undecided fire time
         self.runs = 0  # runs started (manual ones not counted)
         self.running = 0  # slots taken (running, or handed to a queued fire time)
         self.waiting: deque[anyio.Event] | None = None
-        # ref -> [scheduled, manual, started wall or None]: what a crash would interrupt
-        self.inflight: dict[int, list[Any]] = {}
+        # run ref -> [scheduled, manual, started wall or None]: what a crash would interrupt.
+        # Idle jobs (nearly all, nearly always) share one empty, read-only mapping; change it
+        # through `add_run` / `drop_run` only.
+        self.inflight: dict[int, list[Any]] = _NO_RUNS
         self.intent_seq = 0  # seq of the pending chain intent, 0 if none
         self.needs_first = False  # first fire time still to compute (no clock at add time)
+
+    def add_run(self, ref: int, entry: list[Any]) -> None:
+        """Record a run (or queued fire time) in flight."""
+        if self.inflight is _NO_RUNS:
+            self.inflight = {ref: entry}
+        else:
+            self.inflight[ref] = entry
+
+    def drop_run(self, ref: int) -> None:
+        """Forget a run in flight (if it is there)."""
+        inflight = self.inflight
+        if ref in inflight:
+            if len(inflight) == 1:
+                self.inflight = _NO_RUNS
+            else:
+                del inflight[ref]
 
 
 class Scheduler:
@@ -157,7 +192,7 @@ class Scheduler:
         self._interrupted: list[tuple[str, int, list[Any]]] = []
         self._closed = False
         # The scheduler writes its own records (job.*): no action.* events for its wrappers.
-        engine.action(self._fire, name=_FIRE, record=False)
+        engine._intent_action(self._fire, _FIRE)
         engine.action(self._boot_action, name=_BOOT, record=False)
         engine.action(self._alarm_action, name=_ALARM, record=False)
         sink = engine.log.sink
@@ -205,19 +240,12 @@ class Scheduler:
         else:
             grid = st.grid
         if grid is not None:
-            # A plain interval: the trigger's own arithmetic, minus the datetimes (_grid.py).
-            nxt_us = grid.after(after)
-            if nxt_us is not None:
-                nxt = us_to_seconds(nxt_us)
-                if nxt <= t:
-                    # `t` as a datetime was rounded below the fire time it came from: the
-                    # trigger would return that one again, and be asked once more (below).
-                    nxt_us = grid.step(nxt_us)
-                if nxt_us is not None:
-                    nxt = us_to_seconds(nxt_us)
-                    if job.end is not None and nxt > job.end:
-                        return None
-                    return nxt
+            # A plain interval: the trigger's own arithmetic, minus the datetimes (_grid.py),
+            # with the rounding rule below.
+            fast = grid.next_after(after, t, st.grid_last)
+            if fast is not None:
+                st.grid_last = fast
+                return None if job.end is not None and fast > job.end else fast
         nxt_dt: datetime | None = job.trigger.next(datetime.fromtimestamp(after, UTC))
         if nxt_dt is None:
             return None
@@ -242,11 +270,12 @@ class Scheduler:
 
     def _restore(self, loaded: LoadedJobs) -> None:
         for job_id, spec in loaded.specs.items():
-            st = _State(Job.from_json(spec))
+            st = _State(job_from_stored(spec))
             row = loaded.state.get(job_id)
             if row is not None:
                 st.next, st.runs = row[0], row[1]
-                st.inflight = {int(k): list(v) for k, v in row[2].items()}
+                if row[2]:
+                    st.inflight = {int(k): list(v) for k, v in row[2].items()}
             else:
                 st.needs_first = True
             self._jobs[job_id] = st
@@ -255,9 +284,10 @@ class Scheduler:
             if st_or_none is not None:
                 self._replay(st_or_none, event)
         for job_id, st in self._jobs.items():
-            for ref, info in st.inflight.items():
-                self._interrupted.append((job_id, ref, info))
-            st.inflight = {}
+            if st.inflight:
+                for ref, info in st.inflight.items():
+                    self._interrupted.append((job_id, ref, info))
+                st.inflight = _NO_RUNS
             if st.job.enabled and st.next is not None and not st.needs_first:
                 self._set_next(st, st.next)
 
@@ -272,13 +302,13 @@ class Scheduler:
         run = int(p["run"]) if p.get("run") is not None else None
         manual = bool(p.get("manual"))
         if kind == "job.queued" and run is not None:
-            st.inflight[run] = [p["scheduled"], manual, None]
+            st.add_run(run, [p["scheduled"], manual, None])
         elif kind == "job.started" and run is not None:
-            st.inflight[run] = [p["scheduled"], manual, p.get("started")]
+            st.add_run(run, [p["scheduled"], manual, p.get("started")])
             if not manual:
                 st.runs += 1
         elif run is not None:
-            st.inflight.pop(run, None)
+            st.drop_run(run)
         if not manual and "scheduled" in p:
             last = p.get("last", p["scheduled"])
             if st.next is None or st.next <= last:
@@ -330,36 +360,29 @@ class Scheduler:
             return
         job_id = st.job.id
         # Once per run: the engine's own fast path (name registered, kwargs plain JSON).
-        st.intent_seq = self.engine._submit_trusted(
-            _FIRE, nxt, {"job": job_id, "fire": nxt}, job_id, 0, "trigger"
-        ).seq
+        st.intent_seq = self.engine._submit_trusted(_FIRE, nxt, None, job_id, 0, "trigger").seq
 
     def _cancel_intent(self, st: _State) -> None:
         if st.intent_seq:
             self.engine.schedule.cancel(st.intent_seq)
             st.intent_seq = 0
 
-    async def _fire(
-        self,
-        job: str,
-        fire: float,
-        kind: str = "chain",
-        ref: int | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> None:
-        """The internal action behind every job intent (chain, catch-up and manual)."""
+    async def _fire(self, intent: Intent) -> None:
+        """The internal action behind every job intent, called with the intent itself.
+
+        A chain intent (a job's next fire time) carries no kwargs: its subject is the job and
+        its due the fire time. Catch-up and manual fire times carry theirs (`_fire_other`).
+        """
+        if intent.kwargs is not None:
+            await self._fire_other(**intent.kwargs)
+            return
         if not self._booted:
             self._boot()
+        job, fire = intent.subject, intent.due
         st = self._jobs.get(job)
         if st is None:
             return  # removed meanwhile; its removal is recorded
         now = self._clock.time()
-        if kind == "manual":
-            await self._attempt(st, fire, now, manual=True, overrides=overrides)
-            return
-        if kind == "catchup":
-            await self._attempt(st, fire, now, ref=ref)
-            return
         if st.next != fire or not st.intent_seq:
             return  # a stale intent: the job was rescheduled after this one was dispatched
         st.intent_seq = 0
@@ -395,19 +418,108 @@ class Scheduler:
             if run_fire is not None:
                 await self._attempt(st, run_fire, now)
             return
-        self._set_next(st, nxt)
-        job_def = st.job
-        grace = job_def.misfire_grace
+        # `_set_next`, inlined (once per run).
+        st.next = nxt
+        st.intent_seq = (
+            0
+            if nxt is None
+            else self.engine._submit_trusted(_FIRE, nxt, None, job, 0, "trigger").seq
+        )
+        spec = st.job
+        grace = spec.misfire_grace
+        fn = st.fn
         if (
-            (grace is None or now - fire <= grace)
-            and job_def.max_executions is None
-            and st.running < (job_def.max_instances if job_def.conflict == "concurrent" else 1)
+            fn is None
+            or spec.timeout is not None
+            or spec.max_executions is not None
+            or (grace is not None and now - fire > grace)
+            or st.running >= (spec.max_instances if spec.conflict == "concurrent" else 1)
         ):
-            # The common case of `_attempt` (on time, a free slot), without its detours.
-            st.running += 1
-            await self._run(st, fire, now, False, None, None)
-        else:
             await self._attempt(st, fire, now)
+            return
+        # The common case, once per run: on time, a free slot, no timeout. This is `_attempt`
+        # and `_run` inlined (same events, same order); the other cases go through them.
+        st.running += 1
+        log, clock = self.engine.log, self._clock
+        ref = log.last_seq + 1
+        t0 = clock.monotonic()
+        log._append_plain(
+            "job.started",
+            job,
+            {"run": ref, "scheduled": fire, "started": now, "late": now - fire, "manual": False},
+            t0,
+            now,
+        )
+        st.runs += 1
+        if st.inflight is _NO_RUNS:  # `add_run`, inlined
+            st.inflight = {ref: [fire, False, now]}
+        else:
+            st.inflight[ref] = [fire, False, now]
+        if self._store is not None:
+            self._push(st)
+        try:
+            result = await fn(**spec.kwargs)
+        except anyio.get_cancelled_exc_class():
+            self._end_run(
+                st, ref, fire, False, now, t0, "cancelled", {"reason": "cancelled"}, inline=False
+            )
+            raise
+        except Exception as exc:
+            if self._end_run(st, ref, fire, False, now, t0, "failure", _failure(exc)):
+                await self._run_async_alarms()
+            return
+        plain = result is None or _is_plain(result)
+        if not plain or self._alarms or self._waiters:
+            payload = {"result": result if plain else jsonable(result)}
+            if self._end_run(st, ref, fire, False, now, t0, "success", payload, plain=plain):
+                await self._run_async_alarms()
+        else:
+            # `_end_run` inlined: the record, stamped with the run's end, and the slot freed.
+            mono, ended = clock.monotonic(), clock.time()
+            payload = {
+                "result": result,
+                "run": ref,
+                "scheduled": fire,
+                "manual": False,
+                "started": now,
+                "ended": ended,
+                "duration": mono - t0,
+            }
+            log._append_plain("job.succeeded", job, payload, mono, ended)
+            inflight = st.inflight  # `drop_run`, inlined
+            if len(inflight) == 1:
+                st.inflight = _NO_RUNS
+            else:
+                inflight.pop(ref, None)
+            waiting = st.waiting
+            if waiting:
+                waiting.popleft().set()  # `_release`: the slot goes to the first queued
+            else:
+                st.running -= 1
+            if self._store is not None:
+                self._push(st)
+            if self._pending_alarms:
+                await self._run_async_alarms()
+
+    async def _fire_other(
+        self,
+        job: str,
+        fire: float,
+        kind: str,
+        ref: int | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """A catch-up (``coalesce="all"``) or manual fire time."""
+        if not self._booted:
+            self._boot()
+        st = self._jobs.get(job)
+        if st is None:
+            return  # removed meanwhile; its removal is recorded
+        now = self._clock.time()
+        if kind == "manual":
+            await self._attempt(st, fire, now, manual=True, overrides=overrides)
+        else:
+            await self._attempt(st, fire, now, ref=ref)
 
     def _enumerate(
         self, st: _State, first: float | None, now: float
@@ -460,7 +572,7 @@ class Scheduler:
                         "job.queued",
                         {"run": ref, "scheduled": fire, "manual": False, "reason": "catch-up"},
                     )
-                    st.inflight[ref] = [fire, False, None]
+                    st.add_run(ref, [fire, False, None])
                     self.engine.submit(
                         _FIRE,
                         kwargs={"job": job.id, "fire": fire, "kind": "catchup", "ref": ref},
@@ -534,7 +646,7 @@ class Scheduler:
                     "job.queued",
                     {"run": ref, "scheduled": fire, "manual": manual, "reason": "conflict"},
                 )
-                st.inflight[ref] = [fire, manual, None]
+                st.add_run(ref, [fire, manual, None])
                 self._push(st)
             if waiting is None:
                 waiting = st.waiting = deque()
@@ -585,7 +697,7 @@ class Scheduler:
         else:
             return True
         if ref is not None:
-            st.inflight.pop(ref, None)
+            st.drop_run(ref)
         self._push(st)
         return False
 
@@ -596,7 +708,7 @@ class Scheduler:
             st, "cancelled", {"scheduled": fire, "run": ref, "manual": manual, "reason": reason}
         )
         if ref is not None:
-            st.inflight.pop(ref, None)
+            st.drop_run(ref)
         self._push(st)
 
     def _release(self, st: _State) -> None:
@@ -629,22 +741,21 @@ class Scheduler:
         overrides: dict[str, Any] | None,
     ) -> None:
         job = st.job
-        log, clock = self.engine.log, self._clock
+        log = self.engine.log
         if ref is None:
             ref = log.last_seq + 1
         # Plain JSON by construction (finite floats, an int, a bool): the Log's fast path.
-        log._append_plain(
+        t0 = log._append_plain(
             "job.started",
             job.id,
             {"run": ref, "scheduled": fire, "started": now, "late": now - fire, "manual": manual},
-        )
+        ).mono  # the run's monotonic start
         if not manual:
             st.runs += 1
-        st.inflight[ref] = [fire, manual, now]
+        st.add_run(ref, [fire, manual, now])
         if self._store is not None:
             self._push(st)
         kwargs = job.kwargs if not overrides else {**job.kwargs, **overrides}
-        t0 = clock.monotonic()
         status = "success"
         payload: dict[str, Any]
         try:
@@ -679,11 +790,7 @@ class Scheduler:
         except Exception as exc:
             status = "failure"
             plain = False
-            payload = {
-                "error": type(exc).__name__,
-                "message": str(exc),
-                "traceback": "".join(tb_module.format_exception(exc)),
-            }
+            payload = _failure(exc)
         record = self._end_run(st, ref, fire, manual, now, t0, status, payload, plain=plain)
         if record is not None:
             await self._run_async_alarms()
@@ -704,14 +811,18 @@ class Scheduler:
     ) -> Event | None:
         """Record a run's outcome and free its slot (`plain`: see `Log._append_plain`)."""
         clock = self._clock
+        mono, ended = clock.monotonic(), clock.time()
         payload["run"] = ref
         payload["scheduled"] = fire
         payload["manual"] = manual
         payload["started"] = started
-        payload["ended"] = clock.time()
-        payload["duration"] = clock.monotonic() - t0
-        event = self._record(st, status, payload, inline_async=inline, plain=plain)
-        st.inflight.pop(ref, None)
+        payload["ended"] = ended
+        payload["duration"] = mono - t0
+        # The record is stamped with the run's end (the same clock readings).
+        event = self._record(
+            st, status, payload, inline_async=inline, plain=plain, at=(mono, ended)
+        )
+        st.drop_run(ref)
         waiting = st.waiting
         if waiting:
             waiting.popleft().set()  # `_release`: hand the slot to the first queued fire time
@@ -734,14 +845,19 @@ class Scheduler:
         *,
         inline_async: bool = False,
         plain: bool = False,
+        at: tuple[float, float] | None = None,
     ) -> Event:
         """Append an execution record; notify waiters and failure handlers.
 
-        `plain`: the caller vouches that `payload` is plain JSON (see `Log._append_plain`).
+        `plain`: the caller vouches that `payload` is plain JSON (see `Log._append_plain`),
+        and `at` gives the (monotonic, wall) time just read for it.
         """
         log = self.engine.log
         if plain:
-            event = log._append_plain(KIND_OF_STATUS[status], st.job.id, payload)
+            if at is None:
+                event = log._append_plain(KIND_OF_STATUS[status], st.job.id, payload)
+            else:
+                event = log._append_plain(KIND_OF_STATUS[status], st.job.id, payload, at[0], at[1])
         else:
             event = log.append(KIND_OF_STATUS[status], st.job.id, payload)
         if self._alarms or self._waiters:
@@ -804,7 +920,7 @@ class Scheduler:
         store = self._store
         if store is None or self._jobs.get(st.job.id) is not st:
             return
-        inflight = _json.encode(st.inflight) if st.inflight else _EMPTY_INFLIGHT
+        inflight = _json.encode(st.inflight).decode() if st.inflight else _EMPTY_INFLIGHT
         store.push_state((st.job.id, st.next, st.runs, inflight, self.log.last_seq))
 
     def _put(self, st: _State, now: float) -> None:

@@ -2,9 +2,11 @@
 
 Why this shape:
 
-* One writer per file. Everything here is written by `SQLiteLog`'s writer thread
-  (`SQLiteLog.call_soon`), after the events queued before it: write-behind, never awaited on
-  the fire path. Startup reads with a read-only connection of our own.
+* One writer per file. Everything here is written by `SQLiteLog`'s writer thread, in the
+  transaction that commits the events queued before it (a *cycle hook*, see
+  `SQLiteLog.add_cycle_hook`): write-behind, never awaited on the fire path, and without
+  waking the writer (it commits at its own pace, every 100 ms or 2000 events). The loop only
+  puts the latest row of each job in a dict. Startup reads with a read-only connection.
 * Three tables, JSON only (never pickle), versioned by ``scheduler_meta.schema_version``: a file
   whose job tables are newer than this code is refused with `StoreVersionError` before
   anything is written.
@@ -15,11 +17,12 @@ Why this shape:
     queued), as of Log sequence number ``seq``;
   - ``scheduler_meta(key, value)``: schema version and the *watermark*.
 
-* The state is a cache of the Log, never a second truth. A state row is written only once every
-  event up to its ``seq`` is committed (``SQLiteLog.durable_seq``), and rows are written in
-  ``seq`` order; the watermark is the ``seq`` of the last row written. After a crash the
-  scheduler replays the ``job.*`` events after the watermark on top of the rows, so a lost row
-  costs nothing and a row can never claim more than the Log holds.
+* The state is a cache of the Log, never a second truth. A state row is committed together
+  with (or after) every event up to its ``seq``: the writer takes the rows queued so far
+  *before* it takes the events, and the rows are pushed on the loop right after the events
+  they reflect. The watermark is the highest ``seq`` among the rows written; after a crash
+  the scheduler replays the ``job.*`` events after the watermark on top of the rows, so a
+  lost row costs nothing and a row can never claim more than the Log holds.
 * A second process scheduling from the same file would run jobs twice; an exclusive advisory
   lock on a sidecar file (``<file>-scheduler.lock``) makes it fail at once with
   `SchedulerLockedError`. The operating system releases the lock when the process dies (even by
@@ -33,8 +36,8 @@ import os
 import socket
 import sqlite3
 import sys
-from collections import deque
-from collections.abc import Collection
+import threading
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,7 +45,7 @@ import msgspec
 
 from .._events import Event, event_from_row
 from .._exceptions import StoreError, StoreVersionError
-from ._sqlite import SQLiteLog
+from ._sqlite import SQLiteLog, insert_rows
 
 __all__ = ["JOBS_SCHEMA_VERSION", "JobStore", "LoadedJobs", "StateRow"]
 
@@ -66,15 +69,17 @@ CREATE TABLE IF NOT EXISTS scheduler_state (
 """
 
 #: (job id, next fire or None, runs, inflight JSON, Log seq the row is valid at)
-StateRow = tuple[str, float | None, int, bytes, int]
+StateRow = tuple[str, float | None, int, str, int]
 
 _decode_obj = msgspec.json.Decoder(dict[str, Any])
+_NO_RUNS: dict[str, Any] = {}  # a state row without runs in flight (read only)
 
 
 class LoadedJobs(msgspec.Struct):
-    """What a store held at startup: definitions, state rows and the events to replay."""
+    """What a store held at startup: definitions (JSON text, decoded by the scheduler), state
+    rows and the events to replay."""
 
-    specs: dict[str, dict[str, Any]]
+    specs: dict[str, str]
     state: dict[str, tuple[float | None, int, dict[str, Any], int]]
     watermark: int
     replay: list[Event]
@@ -141,11 +146,15 @@ class JobStore:
         self.sink = sink
         self.path = sink.path
         self._lock = _FileLock(Path(str(sink.path) + "-scheduler.lock"))
-        # Rows from the loop, in seq order; drained on the writer thread. deque's append and
-        # popleft are atomic, which is all the two threads share.
-        self._rows: deque[StateRow] = deque()
-        self._drain_queued = False
+        # What the loop hands to the writer thread, latest per job; swapped out whole by the
+        # writer (`_take`) under `_mutex`, which is all the two threads share.
+        self._mutex = threading.Lock()
+        self._rows: dict[str, StateRow] = {}
+        # job id -> (spec JSON or None to delete, wall time, drop the state row first)
+        self._specs: dict[str, tuple[str | None, float, bool]] = {}
+        self._tables = False  # set on the writer thread once the tables exist
         self.watermark = 0
+        sink.add_cycle_hook(self._take)
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -160,9 +169,13 @@ class JobStore:
         except BaseException:
             self._lock.release()
             raise
-        self.sink.call_soon(_create_tables)
+        self.sink.call_soon(self._create_tables)
         self.watermark = loaded.watermark
         return loaded
+
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        _create_tables(conn)
+        self._tables = True
 
     def _load(self, record_kinds: Collection[str]) -> LoadedJobs:
         try:
@@ -185,12 +198,14 @@ class JobStore:
                     "timecontrol to schedule from it. The file was not changed."
                 )
             watermark = int(meta.get("watermark", "0"))
-            specs = {
-                job_id: _decode_obj.decode(spec)
-                for job_id, spec in conn.execute("SELECT id, spec FROM scheduler_jobs")
-            }
+            specs = dict(conn.execute("SELECT id, spec FROM scheduler_jobs").fetchall())
             state = {
-                job_id: (nxt, runs, _decode_obj.decode(inflight), seq)
+                job_id: (
+                    nxt,
+                    runs,
+                    _NO_RUNS if inflight == "{}" else _decode_obj.decode(inflight),
+                    seq,
+                )
                 for job_id, nxt, runs, inflight, seq in conn.execute(
                     "SELECT id, next_fire, runs, inflight, seq FROM scheduler_state"
                 )
@@ -213,59 +228,78 @@ class JobStore:
     def put_job(self, job_id: str, spec: bytes, wall: float) -> None:
         """Store (insert or replace) a job's JSON definition."""
         text = spec.decode()
-
-        def put(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO scheduler_jobs (id, spec, updated) VALUES (?, ?, ?)",
-                (job_id, text, wall),
-            )
-
-        self.sink.call_soon(put)
+        with self._mutex:
+            old = self._specs.get(job_id)
+            self._specs[job_id] = (text, wall, old is not None and old[2])
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job's definition and state."""
-
-        def delete(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,))
-            conn.execute("DELETE FROM scheduler_state WHERE id = ?", (job_id,))
-
-        self.sink.call_soon(delete)
+        with self._mutex:
+            self._specs[job_id] = (None, 0.0, True)
+            self._rows.pop(job_id, None)
 
     def push_state(self, row: StateRow) -> None:
-        """Queue a job's state row; written once the Log holds every event up to its seq."""
-        self._rows.append(row)
-        if not self._drain_queued:
-            self._drain_queued = True
-            self.sink.call_soon(self._drain)
+        """Queue a job's state row (the latest one per job is written, with its events)."""
+        with self._mutex:
+            self._rows[row[0]] = row
 
-    def _drain(self, conn: sqlite3.Connection) -> None:
-        # Runs on the writer thread, right after the writer committed the events queued so
-        # far: rows whose events are not committed yet stay queued for the next drain.
-        self._drain_queued = False
-        rows, durable = self._rows, self.sink.durable_seq
-        latest: dict[str, StateRow] = {}
-        mark = 0
-        while rows and rows[0][4] <= durable:
-            row = rows.popleft()
-            latest[row[0]] = row
-            mark = row[4]
-        if not latest:
-            return
-        conn.executemany(
-            "INSERT OR REPLACE INTO scheduler_state (id, next_fire, runs, inflight, seq) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(j, n, r, i.decode(), s) for j, n, r, i, s in latest.values()],
-        )
-        conn.execute(
-            "INSERT OR REPLACE INTO scheduler_meta (key, value) VALUES ('watermark', ?)",
-            (str(mark),),
-        )
-        self.watermark = mark
+    def _take(self) -> Callable[[sqlite3.Connection], None] | None:
+        # The writer thread, at the start of a cycle: everything queued so far. Rows were
+        # pushed after their events, so those events are all in this cycle (or earlier).
+        if not self._tables or not (self._rows or self._specs):
+            return None
+        with self._mutex:
+            rows, self._rows = self._rows, {}
+            specs, self._specs = self._specs, {}
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._write(conn, specs, rows)
+
+        return write
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        specs: dict[str, tuple[str | None, float, bool]],
+        rows: dict[str, StateRow],
+    ) -> None:
+        gone = [(job_id,) for job_id, (_, _, reset) in specs.items() if reset]
+        if gone:
+            conn.executemany("DELETE FROM scheduler_state WHERE id = ?", gone)
+            conn.executemany(
+                "DELETE FROM scheduler_jobs WHERE id = ?",
+                [(job_id,) for job_id, (spec, _, _) in specs.items() if spec is None],
+            )
+        put = [(job_id, spec, wall) for job_id, (spec, wall, _) in specs.items() if spec]
+        if put:
+            insert_rows(
+                conn,
+                "INSERT OR REPLACE INTO scheduler_jobs (id, spec, updated) VALUES ",
+                "(?, ?, ?)",
+                3,
+                put,
+            )
+        if rows:
+            insert_rows(
+                conn,
+                "INSERT OR REPLACE INTO scheduler_state (id, next_fire, runs, inflight, seq) "
+                "VALUES ",
+                "(?, ?, ?, ?, ?)",
+                5,
+                list(rows.values()),
+            )
+            mark = max(row[4] for row in rows.values())
+            if mark > self.watermark:
+                conn.execute(
+                    "INSERT OR REPLACE INTO scheduler_meta (key, value) VALUES ('watermark', ?)",
+                    (str(mark),),
+                )
+                self.watermark = mark
 
     async def flush(self) -> None:
         """Make every definition and state row queued so far durable (after the Log's events)."""
         await self.sink.flush()
-        await self.sink.call(self._drain)
+        await self.sink.call(_nothing)  # the writer runs a cycle (our hook) before any call
 
     async def purge(self, before: float, kinds: Collection[str]) -> int:
         """Delete execution-record events of `kinds` older than wall time `before`."""
@@ -292,6 +326,10 @@ class JobStore:
 
     def __repr__(self) -> str:
         return f"<JobStore {str(self.path)!r} watermark={self.watermark}>"
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    pass
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:

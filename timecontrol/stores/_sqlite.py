@@ -2,11 +2,12 @@
 
 Why this shape:
 
-* The loop never waits for the disk. `SQLiteLog.write` appends a tuple to a list and returns;
-  one writer thread (the only connection that writes) swaps that list out and inserts it with
-  ``executemany``, committing at most every `flush_interval` seconds (100 ms) or as soon as
-  `batch_size` events are waiting. The sqlite3 module releases the GIL inside SQLite, so the
-  loop keeps running while the thread writes.
+* The loop never waits for the disk. `SQLiteLog.write` appends a tuple to a queue and
+  returns; one writer thread (the only connection that writes) takes what is queued and
+  inserts it with multi-row statements (`insert_rows`), committing at most every
+  `flush_interval` seconds (100 ms) or as soon as `batch_size` events are waiting. The
+  sqlite3 module releases the GIL inside SQLite, and each statement holds it only to bind
+  its rows, so the loop keeps running while the thread writes.
 * WAL journal with ``synchronous=NORMAL``: a commit is atomic, readers never block the writer,
   and after a crash (``kill -9``) the file opens cleanly with every committed batch intact;
   at most the batch being written at that moment is lost.
@@ -24,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
+from itertools import chain, repeat, starmap
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -54,14 +56,57 @@ CREATE INDEX IF NOT EXISTS events_kind ON events (kind, seq);
 CREATE INDEX IF NOT EXISTS events_subject ON events (subject, seq);
 """
 
-_INSERT = "INSERT INTO events (seq, mono, wall, kind, subject, payload) VALUES (?, ?, ?, ?, ?, ?)"
+Row = tuple[int, float, float, str, str, str]
 
-Row = tuple[int, float, float, str, str, bytes]
+_INSERT_HEAD = "INSERT INTO events (seq, mono, wall, kind, subject, payload) VALUES "
+_INSERT_ROW = "(?, ?, ?, ?, ?, ?)"
 
-# Rows bound per executemany call, and the pause after each (see `SQLiteLog._insert`).
-_SLICE: Final = 256
+#: Called by the writer thread at the start of each cycle, before it takes the queued events:
+#: returns work for other tables (run in the transaction that commits those events) or None.
+CycleHook = Callable[[], "Callable[[sqlite3.Connection], None] | None"]
+
+# Most rows per INSERT statement, and the pause after each (see `insert_rows`).
+_SLICE: Final = 64
 _YIELD: Final = 0.0002
 T = TypeVar("T")
+
+
+def insert_rows(
+    conn: sqlite3.Connection,
+    head: str,
+    row_sql: str,
+    width: int,
+    rows: list[Any],
+) -> None:
+    """Insert `rows` (tuples of `width` values) with multi-row ``VALUES`` statements.
+
+    `head` is the statement up to ``VALUES`` and `row_sql` one row's placeholders, e.g.
+    ``"(?, ?, ?)"``. Bind str rather than bytes: sqlite3 binds a str several times faster.
+
+    Why not ``executemany``: it binds and steps one row at a time, releasing the GIL inside
+    SQLite and taking it straight back for the next row. While the loop's thread runs, every
+    such take may wait up to the interpreter's switch interval (5 ms) and then make the loop
+    wait in turn, so a batch of a few thousand rows stalled the loop for milliseconds, and
+    held the GIL for as long. Here each statement binds up to `_SLICE` rows in C with the GIL
+    held (about 25 us for 64 rows of six values) and then runs them all in one step with
+    the GIL released. Slices are 64, 32, ... 1 rows, so at most seven statements are ever
+    prepared (and cached by sqlite3).
+    """
+    limit = max(1, min(_SLICE, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    lo, n = 0, len(rows)
+    while lo < n:
+        size = limit
+        while size > n - lo:
+            size //= 2
+        conn.execute(
+            head + ", ".join([row_sql] * size),
+            list(chain.from_iterable(rows[lo : lo + size])),
+        )
+        lo += size
+        # A real pause hands the GIL to the loop's thread if it waits for it: sqlite3 takes
+        # the GIL straight back after a statement, quicker than a waiting thread wakes up,
+        # so without it the loop could wait for the 5 ms switch interval.
+        time.sleep(_YIELD)
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -240,6 +285,7 @@ class SQLiteLog:
         self._commands: list[
             tuple[Callable[[sqlite3.Connection], Any], tuple[list[Any], threading.Event] | None]
         ] = []
+        self._hooks: list[CycleHook] = []
         self._wake = threading.Event()
         self._cond = threading.Condition()
         self._closing = False
@@ -259,7 +305,12 @@ class SQLiteLog:
     def write(self, event: Event, payload: bytes) -> None:
         """Queue an event; the writer thread commits it within `flush_interval`."""
         pending = self._pending
-        pending.append((event.seq, event.mono, event.wall, event.kind, event.subject, payload))
+        # The row as it will be bound. Decoding here spreads the work evenly over the loop;
+        # on the writer it would hold the GIL in bursts, and sqlite3 binds a str several
+        # times faster than bytes (which it first tries to adapt).
+        pending.append(
+            (event.seq, event.mono, event.wall, event.kind, event.subject, payload.decode())
+        )
         self._queued_seq = event.seq
         if len(pending) >= self.batch_size:
             self._wake.set()
@@ -315,11 +366,24 @@ class SQLiteLog:
 
         return await self.call(delete)
 
+    def add_cycle_hook(self, hook: CycleHook) -> None:
+        """Have the writer thread call `hook()` at the start of every cycle (write-behind).
+
+        For other tables kept in the same file whose rows must never get ahead of the
+        events (the job store's state rows). The writer calls `hook()` *before* it takes the
+        queued events, so whatever the hook hands over was produced after events that are
+        all in this cycle; the callable it returns (if any) runs in the transaction that
+        commits them. A hook is called on the writer thread and must be quick; it lives as
+        long as this sink.
+        """
+        self._hooks.append(hook)
+
     def call_soon(self, fn: Callable[[sqlite3.Connection], object]) -> None:
         """Run `fn(connection)` on the writer thread, after the events queued so far.
 
-        Fire and forget (write-behind): for other tables kept in the same file, such as job
-        definitions. `fn` runs inside its own transaction; an exception fails the writer.
+        Fire and forget (write-behind): for other tables kept in the same file. `fn` runs
+        inside its own transaction, after the events (and cycle hooks' work) queued before
+        it are committed; an exception fails the writer.
         """
         self._check_open()
         self._commands.append((fn, None))
@@ -328,8 +392,9 @@ class SQLiteLog:
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the writer thread in a transaction and return its result.
 
-        Events queued before the call are committed first. An exception raised by `fn` rolls
-        its transaction back and is re-raised here; the writer carries on.
+        Events (and cycle hooks' work) queued before the call are committed first. An
+        exception raised by `fn` rolls its transaction back and is re-raised here; the writer
+        carries on.
         """
         self._check_open()
         done = threading.Event()
@@ -393,17 +458,18 @@ class SQLiteLog:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 closing = self._closing
-                pending = self._pending
-                while pending:
-                    # At most one batch at a time: draining a long backlog in one go would
-                    # hold the GIL (and stall the loop) for milliseconds.
-                    n = min(len(pending), self.batch_size)
-                    self._insert(conn, [pending.popleft() for _ in range(n)])
+                self._cycle(conn)
                 while self._commands:
                     fn, reply = self._commands.pop(0)
+                    # Whatever was queued before the command goes first (as documented).
+                    self._cycle(conn)
                     self._run_command(conn, fn, reply)
-                if closing and not self._pending:
-                    break
+                if self._pending and (closing or len(self._pending) >= self.batch_size):
+                    self._wake.set()  # more than a cycle's worth: go on at once
+                elif closing:
+                    self._cycle(conn)  # what the commands just made possible (new tables)
+                    if not self._pending:
+                        break
         except BaseException as exc:  # reported to the loop by flush()/aclose()
             self._error = exc
         finally:
@@ -438,24 +504,33 @@ class SQLiteLog:
         if reply is not None:
             reply[1].set()
 
-    def _insert(self, conn: sqlite3.Connection, batch: list[Row]) -> None:
-        size = self.batch_size
-        for start in range(0, len(batch), size):
-            chunk = batch[start : start + size]
+    def _cycle(self, conn: sqlite3.Connection) -> None:
+        """Commit the queued events, a batch per transaction, and the hooks' work with the
+        last one (in a transaction of its own when there were no events)."""
+        work = [w for w in (hook() for hook in self._hooks) if w is not None]
+        pending = self._pending
+        left = len(pending)  # only what is queued now: a cycle ends even under a flood
+        while left:
+            # At most one batch per transaction, popped in C (a Python loop over thousands
+            # of rows would hold the GIL, and stall the loop, for as long).
+            n = min(left, self.batch_size)
+            batch = list(starmap(pending.popleft, repeat((), n)))
+            left -= n
             conn.execute("BEGIN")
-            # Slices, with a short sleep between them: sqlite3 releases the GIL inside SQLite
-            # but takes it straight back, so without a real pause the loop's thread would wait
-            # for the interpreter's 5 ms switch interval to get it (a 5 ms stall of every
-            # timer). A 0.2 ms pause every 256 rows hands the GIL over; it costs ~10 % of the
-            # writer's peak rate, which stays far above what a lab produces.
-            for lo in range(0, len(chunk), _SLICE):
-                rows = [(s, m, w, k, j, p.decode()) for s, m, w, k, j, p in chunk[lo : lo + _SLICE]]
-                conn.executemany(_INSERT, rows)
-                time.sleep(_YIELD)
+            insert_rows(conn, _INSERT_HEAD, _INSERT_ROW, 6, batch)
+            if not left:
+                for w in work:
+                    w(conn)
+                work = []
             conn.execute("COMMIT")
             with self._cond:
-                self._durable_seq = chunk[-1][0]
+                self._durable_seq = batch[-1][0]
                 self._cond.notify_all()
+        if work:
+            conn.execute("BEGIN")
+            for w in work:
+                w(conn)
+            conn.execute("COMMIT")
 
     def __repr__(self) -> str:
         return f"SQLiteLog({str(self.path)!r})"
