@@ -14,7 +14,6 @@ import sniffio
 from timecontrol import ClockError, NaiveDatetimeError, SystemClock, current_clock
 from timecontrol.testing import DEFAULT_START, VirtualClock, VirtualEventLoop, run
 
-
 START = datetime(2026, 3, 29, 0, 30, tzinfo=timezone(timedelta(hours=1)))
 BACKENDS = ["asyncio", "trio"]
 
