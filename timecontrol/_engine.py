@@ -638,6 +638,7 @@ class Engine:
         max_queue: int = 1,
         misfire_grace: float | None = None,
         coalesce: str = "latest",
+        durable_start: bool = False,
         replace_existing: bool = False,
         on_failure: AlarmHandler | None = None,
     ) -> Job:
@@ -645,7 +646,9 @@ class Engine:
 
         See `Scheduler.add_job` for every option; `conflict` is ``"skip"`` (default),
         ``"queue"`` or ``"concurrent"``, `coalesce` ``"latest"`` (default), ``"earliest"`` or
-        ``"all"``, and `misfire_grace` None (default: always run) or seconds.
+        ``"all"``, `misfire_grace` None (default: always run) or seconds, and
+        `durable_start` makes each run's start durable before the action runs (at most once
+        across crashes).
         """
         return self.scheduler.add_job(
             action,
@@ -665,6 +668,7 @@ class Engine:
             max_queue=max_queue,
             misfire_grace=misfire_grace,
             coalesce=coalesce,
+            durable_start=durable_start,
             replace_existing=replace_existing,
             on_failure=on_failure,
         )

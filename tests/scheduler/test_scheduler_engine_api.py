@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 import timecontrol as tc
+from timecontrol.stores import read_events
 from timecontrol.testing import VirtualClock
 
 START = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
@@ -122,3 +123,34 @@ async def test_a_failing_trigger_pauses_its_job_with_a_record() -> None:
     assert "bug in my trigger" in (records[0].reason or "")
     assert not job.enabled
     assert engine.log.recent(kinds="job.paused")[0].subject == "buggy"
+
+
+def test_durable_start_commits_the_start_before_the_action_runs(tmp_path: Path) -> None:
+    path = tmp_path / "lab.sqlite"
+    seen: list[list[int]] = []
+
+    async def main() -> None:
+        engine = tc.Engine(store=path)
+
+        @engine.action
+        async def dispense() -> None:
+            # Read with another connection: only what is committed to the file is visible.
+            started = read_events(path, kinds=["job.started"], subjects=["reagent"])
+            seen.append([e.payload["run"] for e in started])
+
+        engine.add_job("dispense", tc.interval(minutes=1), id="reagent", durable_start=True)
+        assert engine.get_job("reagent").durable_start
+        async with engine:
+            await anyio.sleep(181)
+
+    VirtualClock(START).run(main)
+    assert [len(s) for s in seen] == [1, 2, 3]  # each run saw its own start on disk
+    stored = tc.Engine(store=path)
+
+    @stored.action
+    async def dispense() -> None:
+        pass
+
+    assert stored.get_job("reagent").durable_start  # persisted with the job
+    with pytest.raises(tc.JobSpecError, match="durable_start"):
+        stored.add_job("dispense", tc.interval(minutes=1), id="x", durable_start="yes")  # type: ignore[arg-type]

@@ -149,6 +149,10 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         misfire_grace: how late (seconds) a run may still start; None (default) = always.
         coalesce: of fire times missed in a row, run the ``latest`` (default), the
             ``earliest``, or ``all`` of them (each through the conflict policy).
+        durable_start: with a SQLite store, make the run's start durable before the action
+            runs, so that a crash at any moment can never make a restart run that fire time
+            again (at most once). Costs one commit (about a millisecond) per run; for actions
+            that must not be repeated, such as dispensing a reagent.
     """
 
     id: str
@@ -168,6 +172,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     max_queue: int = 1
     misfire_grace: float | None = None
     coalesce: str = "latest"
+    durable_start: bool = False
 
     @property
     def start_at(self) -> datetime | None:
@@ -234,6 +239,7 @@ class _StoredJob(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_queue: int = 1
     misfire_grace: float | None = None
     coalesce: str = "latest"
+    durable_start: bool = False
 
 
 _stored_decoder = msgspec.json.Decoder(_StoredJob)
@@ -293,6 +299,7 @@ def job_from_stored(raw: str | bytes) -> Job:
         max_queue=s.max_queue,
         misfire_grace=s.misfire_grace,
         coalesce=s.coalesce,
+        durable_start=s.durable_start,
     )
 
 
@@ -321,8 +328,11 @@ def make_job(
     max_queue: int = 1,
     misfire_grace: float | None = None,
     coalesce: str = "latest",
+    durable_start: bool = False,
 ) -> Job:
     """Validate every field and build a `Job` (raises a `JobSpecError` subclass on bad input)."""
+    if not isinstance(durable_start, bool):
+        raise JobSpecError(f"durable_start must be True or False, got {durable_start!r}")
     if not isinstance(id, str) or not id or len(id) > 200:
         raise JobSpecError(f"job id must be a non-empty str of at most 200 chars, got {id!r}")
     if not isinstance(action, str) or not action:
@@ -394,4 +404,5 @@ def make_job(
         max_queue=_check_count("max_queue", max_queue) or 1,
         misfire_grace=grace,
         coalesce=coalesce,
+        durable_start=durable_start,
     )

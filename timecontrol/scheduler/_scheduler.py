@@ -431,6 +431,7 @@ class Scheduler:
         if (
             fn is None
             or spec.timeout is not None
+            or spec.durable_start
             or spec.max_executions is not None
             or (grace is not None and now - fire > grace)
             or st.running >= (spec.max_instances if spec.conflict == "concurrent" else 1)
@@ -755,6 +756,9 @@ class Scheduler:
         st.add_run(ref, [fire, manual, now])
         if self._store is not None:
             self._push(st)
+            if job.durable_start:
+                # At most once: the start is on disk before the action can do anything.
+                await log.flush()
         kwargs = job.kwargs if not overrides else {**job.kwargs, **overrides}
         status = "success"
         payload: dict[str, Any]
@@ -949,6 +953,7 @@ class Scheduler:
         max_queue: int = 1,
         misfire_grace: float | None = None,
         coalesce: str = "latest",
+        durable_start: bool = False,
         replace_existing: bool = False,
         on_failure: AlarmHandler | None = None,
     ) -> Job:
@@ -980,6 +985,7 @@ class Scheduler:
             max_queue=max_queue,
             misfire_grace=misfire_grace,
             coalesce=coalesce,
+            durable_start=durable_start,
         )
         existing = self._jobs.get(job.id)
         if existing is not None:
