@@ -15,11 +15,11 @@ import inspect
 import math
 import os
 import traceback
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
 import anyio
 import msgspec
@@ -32,7 +32,8 @@ from ._schedule import Intent, Schedule
 
 if TYPE_CHECKING:
     from .plans import RunEngine, RunResult, RunState
-    from .scheduler import AlarmHandler, ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
+    from .scheduler import ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
+    from .scheduler._scheduler import JobOptions
     from .triggers import Trigger
 
 __all__ = ["Action", "Engine", "current_engine", "jsonable"]
@@ -618,60 +619,17 @@ class Engine:
             self._scheduler = None  # its store goes with this Log; the next start reopens
             await scheduler.aclose()
 
-    def add_job(
-        self,
-        action: str | Action,
-        trigger: Trigger,
-        *,
-        id: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        name: str = "",
-        description: str = "",
-        tags: Iterable[str] = (),
-        enabled: bool = True,
-        timeout: float | None = None,
-        max_executions: int | None = None,
-        start: datetime | float | None = None,
-        end: datetime | float | None = None,
-        conflict: str = "skip",
-        max_instances: int = 1,
-        max_queue: int = 1,
-        misfire_grace: float | None = None,
-        coalesce: str = "latest",
-        durable_start: bool = False,
-        replace_existing: bool = False,
-        on_failure: AlarmHandler | None = None,
-    ) -> Job:
+    def add_job(self, action: str | Action, trigger: Trigger, **options: Unpack[JobOptions]) -> Job:
         """Add a job: run `action(**kwargs)` at every fire time of `trigger`.
 
-        See `Scheduler.add_job` for every option; `conflict` is ``"skip"`` (default),
-        ``"queue"`` or ``"concurrent"``, `coalesce` ``"latest"`` (default), ``"earliest"`` or
-        ``"all"``, `misfire_grace` None (default: always run) or seconds, and
-        `durable_start` makes each run's start durable before the action runs (at most once
-        across crashes).
+        The options are `Scheduler.add_job`'s: `id`, `kwargs`, `conflict` (``"skip"``
+        (default), ``"queue"`` or ``"concurrent"``), `coalesce` (``"latest"`` (default),
+        ``"earliest"`` or ``"all"``), `misfire_grace` (None, the default: always run; or
+        seconds), `timeout`, `max_executions`, `start`, `end`, `durable_start` (each run's start
+        durable before the action runs: at most once across crashes), `replace_existing`,
+        `on_failure`, and the descriptive `name`, `description`, `tags`, `enabled`.
         """
-        return self.scheduler.add_job(
-            action,
-            trigger,
-            id=id,
-            kwargs=kwargs,
-            name=name,
-            description=description,
-            tags=tags,
-            enabled=enabled,
-            timeout=timeout,
-            max_executions=max_executions,
-            start=start,
-            end=end,
-            conflict=conflict,
-            max_instances=max_instances,
-            max_queue=max_queue,
-            misfire_grace=misfire_grace,
-            coalesce=coalesce,
-            durable_start=durable_start,
-            replace_existing=replace_existing,
-            on_failure=on_failure,
-        )
+        return self.scheduler.add_job(action, trigger, **options)
 
     def update_job(self, job_id: str, **changes: Any) -> Job:
         """Change a job's definition (see `Scheduler.update_job`)."""

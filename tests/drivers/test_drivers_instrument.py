@@ -153,7 +153,7 @@ async def test_one_command_in_flight_and_transactions() -> None:
 
     async def slow_device(message: str) -> str | None:
         order.append(message)
-        await anyio.sleep(0.001)  # the write yields: another task could sneak in here
+        await anyio.sleep(0.001)  # the write yields: another task could sneak in here; not virtual
         return message.partition(" ")[2] if message.startswith("ECHO?") else None
 
     async with Echo(MockTransport(slow_device)) as inst:
@@ -391,7 +391,7 @@ async def test_base_instrument_without_probe_drains_only() -> None:
         with pytest.raises(InstrumentTimeout):
             await inst.query("ECHO? 1")
         # with no probe, the drain (quiet = timeout) must outlast the late reply to be safe
-        await anyio.sleep(3 * T)
+        await anyio.sleep(3 * T)  # real sockets: not virtual
         assert await inst.query("ECHO? 2") == "2"
 
 

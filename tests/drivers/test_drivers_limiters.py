@@ -67,9 +67,9 @@ async def test_control_watchdog_is_fed_by_commands_and_trips_when_starved() -> N
         assert watch.running
         for _ in range(5):  # commanded often enough: no trip
             await heater.power.set(40.0)
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # real sockets: not virtual
         assert watch.statistics().trips == 0
-        await anyio.sleep(0.2)  # starved: the watchdog trips and switches the heater off
+        await anyio.sleep(0.2)  # not virtual: starved, the watchdog trips, heater off
         assert watch.statistics().trips >= 1
         assert "PWR 0" in [message for _, message in log]
     assert not watch.running  # stopped with the connection

@@ -77,7 +77,7 @@ async def test_reconnect_after_the_emulator_drops_the_connection() -> None:
         await psu.voltage.set(3.0)
         await psu.wait_complete()  # a write is not confirmed until something answers after it
         await emu.disconnect_all()
-        await anyio.sleep(0.01)
+        await anyio.sleep(0.01)  # real sockets: not virtual
         assert await psu.voltage.get() == 3.0  # lost, reconnected, retried
         assert psu.stats.reconnects == 1
         assert emu.connections == 2
@@ -113,8 +113,8 @@ async def test_partial_replies_are_reassembled() -> None:
             await stream.receive()
             for piece in (b"12", b"34", b"5\n6", b"78\n"):
                 await stream.send(piece)
-                await anyio.sleep(0.002)
-            await anyio.sleep(10)  # keep the connection open (cancelled at the end)
+                await anyio.sleep(0.002)  # real sockets: not virtual
+            await anyio.sleep(10)  # keep the connection open (cancelled at the end); not virtual
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -157,7 +157,7 @@ async def test_deadlines_leave_no_cancellation_behind(anyio_backend: str) -> Non
         with anyio.move_on_after(0.01) as outer:
             await transport.query("X?", 5.0)  # the caller's deadline comes first
         assert outer.cancelled_caught
-        await anyio.sleep(0.05)  # no stray cancellation is left pending on the task
+        await anyio.sleep(0.05)  # no stray cancellation is left pending on the task; not virtual
         if anyio_backend == "asyncio":
             import asyncio
 
@@ -199,7 +199,7 @@ async def test_outer_cancellation_at_the_deadline_stays_a_cancellation() -> None
         scope = anyio.CancelScope()
         async with anyio.create_task_group() as inner:
             inner.start_soon(call, scope)
-            await anyio.sleep(0.02)  # the call is waiting for its reply
+            await anyio.sleep(0.02)  # the call is waiting for its reply; not virtual
             scope.cancel()
             timer._deadline = timer._armed_for  # expired ...
             timer._fire()  # ... in the same iteration

@@ -66,7 +66,7 @@ async def test_slow_open_under_virtual_time() -> None:
 
     class SlowOpen(VisaTransport):
         def _open_sync(self) -> object:
-            time.sleep(0.1)
+            time.sleep(0.1)  # real sockets: not virtual
             return super()._open_sync()
 
     transport = SlowOpen(SIM_RESOURCES["psu"], visa_library=SIM_LIBRARY, open_timeout=0.01)

@@ -85,7 +85,7 @@ async def test_timeout_does_not_block_the_loop_and_resyncs() -> None:
         async def ticker() -> None:
             nonlocal ticks
             while True:
-                await anyio.sleep(0.005)
+                await anyio.sleep(0.005)  # real sockets: not virtual
                 ticks += 1
 
         async with anyio.create_task_group() as tg:

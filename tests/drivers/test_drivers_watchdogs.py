@@ -59,7 +59,7 @@ async def test_next_guarded_command_raises_after_the_safety_action_ran() -> None
     async with Heater(MockTransport(device), name="heater") as heater:
         watch = control_of(heater)
         await heater.power.set(40.0)
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.5)  # virtual time
         await heater.power.set(45.0)  # fed in time: no trip
         await anyio.sleep(PERIOD + 0.2)  # starved: trips one period after the last feed
         assert watch.statistics().trips == 1
@@ -150,7 +150,7 @@ async def test_instrument_without_watchdogs_is_unaffected() -> None:
 
     device = Device()
     async with Plain(MockTransport(device)) as plain:
-        await anyio.sleep(10.0)
+        await anyio.sleep(10.0)  # virtual time
         await plain.power.set(1.0)
         with plain.unguarded():
             assert await plain.power.get() == 1.0

@@ -309,7 +309,7 @@ async def test_virtual_step_forwards_past_the_target_fires_at_once(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sleeper)
-        await anyio.sleep(600)
+        await anyio.sleep(600)  # virtual time
         virtual_clock.step_wall(3 * 3600)
     # Not lost, not an hour late: at the instant of the step.
     assert fired == [(600.0, START + timedelta(seconds=600 + 3 * 3600))]
@@ -328,7 +328,7 @@ async def test_virtual_step_forwards_short_of_the_target_fires_when_wall_reaches
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sleeper)
-        await anyio.sleep(600)
+        await anyio.sleep(600)  # virtual time
         virtual_clock.step_wall(1800)
     assert fired == [(1800.0, target)]
 
@@ -344,9 +344,9 @@ async def test_virtual_step_backwards_never_fires_early(virtual_clock: VirtualCl
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sleeper)
-        await anyio.sleep(600)
+        await anyio.sleep(600)  # virtual time
         virtual_clock.step_wall(-1800)
-        await anyio.sleep(3000)  # monotonic 3600: where the pre-step conversion pointed
+        await anyio.sleep(3000)  # virtual 3600: where the pre-step conversion pointed
         assert fired == []
     assert fired == [(5400.0, target)]
 
@@ -362,7 +362,7 @@ async def test_one_step_wakes_every_wall_sleeper(virtual_clock: VirtualClock) ->
     async with anyio.create_task_group() as tg:
         for minutes in (30, 60, 120):
             tg.start_soon(sleeper, minutes)
-        await anyio.sleep(60)
+        await anyio.sleep(60)  # virtual time
         virtual_clock.step_wall(90 * 60)  # wall is now START + 91 min
     assert sorted(fired) == [(30, 60.0), (60, 60.0), (120, 60.0 + 29 * 60)]
     assert virtual_clock._step_waiters == set()  # nobody left registered
@@ -370,7 +370,7 @@ async def test_one_step_wakes_every_wall_sleeper(virtual_clock: VirtualClock) ->
 
 @pytest.mark.timecontrol
 async def test_virtual_conversions_follow_wall_steps(virtual_clock: VirtualClock) -> None:
-    await anyio.sleep(10)
+    await anyio.sleep(10)  # virtual time
     start = virtual_clock.start
     assert virtual_clock.to_wall(10.0) == start + timedelta(seconds=10)
     assert virtual_clock.to_monotonic(start + timedelta(seconds=70)) == 70.0

@@ -42,7 +42,7 @@ async def test_submitted_actions_run_at_exactly_their_times(virtual_clock: Virtu
     @engine.action
     async def sample(volume_ul: float) -> float:
         ran.append(("sample", volume_ul, virtual_clock.now()))
-        await anyio.sleep(5)
+        await anyio.sleep(5)  # virtual time
         return volume_ul * 2
 
     async with engine:
@@ -117,11 +117,11 @@ async def test_cancel_running_counts_only_running_actions() -> None:
 
     @engine.action
     async def quick() -> None:
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
 
     @engine.action
     async def slow() -> None:
-        await anyio.sleep(3600)
+        await anyio.sleep(3600)  # virtual time
 
     async with engine:
         engine.submit(quick)
@@ -129,7 +129,7 @@ async def test_cancel_running_counts_only_running_actions() -> None:
         assert engine.cancel_running() == 0
         engine.submit(slow)
         engine.submit(slow)
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         assert engine.running_actions == 2
         assert engine.cancel_running() == 2
         await engine.wait_idle()
@@ -176,7 +176,7 @@ async def test_a_failing_action_records_its_error() -> None:
 
     @engine.action
     async def broken(code: int) -> None:
-        await anyio.sleep(2)
+        await anyio.sleep(2)  # virtual time
         raise ValueError(f"pump {code} stalled")
 
     async with engine:
@@ -294,7 +294,7 @@ async def test_engine_with_a_store_path_writes_a_readable_file(tmp_path: Path) -
 
     @engine.action
     async def sample() -> str:
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         return "ok"
 
     async with engine:
@@ -335,12 +335,12 @@ async def test_stopping_cancels_running_actions_and_records_it(tmp_path: Path) -
 
     @engine.action
     async def long_scan() -> None:
-        await anyio.sleep(3600)
+        await anyio.sleep(3600)  # virtual time
 
     async with engine:
         engine.submit(long_scan)
         engine.submit(long_scan, at=engine.clock.time() + 7200)  # still pending at stop
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
     events = read_events(path)
     assert [e.kind for e in events] == [
         "engine.started",
@@ -370,10 +370,10 @@ async def test_hold_dispatch_delays_due_intents_until_released() -> None:
         assert engine.dispatch_holds == {"pause", "panic"}
         engine.submit(tick, at=T0 + 10)
         engine.submit(tick, at=T0 + 20)
-        await anyio.sleep(25)
+        await anyio.sleep(25)  # virtual time
         assert ran == []  # both due, neither started
         engine.release_dispatch("pause")
-        await anyio.sleep(5)
+        await anyio.sleep(5)  # virtual time
         assert ran == []  # "panic" still holds
         engine.release_dispatch("panic")
         engine.release_dispatch("never-held")  # harmless
@@ -397,9 +397,9 @@ async def test_hold_while_sleeping_towards_an_intent_holds_it() -> None:
 
     async with engine:
         engine.submit(tick, at=engine.clock.time() + 60)
-        await anyio.sleep(30)  # the loop is asleep until the intent's due time
+        await anyio.sleep(30)  # the loop is asleep until the intent's due time; virtual time
         engine.hold_dispatch("pause")
-        await anyio.sleep(60)
+        await anyio.sleep(60)  # virtual time
         assert ran == []
         engine.release_dispatch("pause")
         await engine.wait_idle()
@@ -418,7 +418,7 @@ async def test_a_submit_earlier_than_the_next_intent_wakes_the_loop() -> None:
     async with engine:
         now = engine.clock.time()
         engine.submit(mark, at=now + 3600, kwargs={"name": "later"})
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         engine.submit(mark, at=now + 20, kwargs={"name": "sooner"})
         await engine.wait_idle()
     assert ran == [("sooner", 20.0), ("later", 3600.0)]
@@ -430,14 +430,14 @@ async def test_cancel_running_records_cancelled_and_the_engine_carries_on() -> N
 
     @engine.action
     async def scan(n: int) -> int:
-        await anyio.sleep(100)
+        await anyio.sleep(100)  # virtual time
         return n
 
     async with engine:
         now = engine.clock.time()
         engine.submit(scan, kwargs={"n": 1}, subject="a")
         engine.submit(scan, kwargs={"n": 2}, subject="b")
-        await anyio.sleep(5)
+        await anyio.sleep(5)  # virtual time
         assert engine.cancel_running() == 2
         await anyio.lowlevel.checkpoint()
         engine.submit(scan, kwargs={"n": 3}, subject="c", at=now + 10)
@@ -519,7 +519,7 @@ async def test_start_and_stop_on_asyncio(virtual_clock: VirtualClock) -> None:
         with pytest.raises(EngineStateError, match="already running"):
             await engine.start()
         engine.submit(tick, at=virtual_clock.time() + 30)
-        await anyio.sleep(60)
+        await anyio.sleep(60)  # virtual time
         assert ran == [30.0]
         log = engine.log
         seen = [e.kind for e in log.recent()]
@@ -597,7 +597,7 @@ async def _run_across_a_wall_step(clock: VirtualClock, step: float) -> list[floa
 
     async with engine:
         engine.submit(hourly, at=START + timedelta(hours=1))
-        await anyio.sleep(600)
+        await anyio.sleep(600)  # virtual time
         clock.step_wall(step)
         await engine.wait_idle()
     return ran

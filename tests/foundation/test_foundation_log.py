@@ -35,9 +35,9 @@ async def test_append_stamps_seq_mono_and_wall_from_the_clock(
     assert log.clock is virtual_clock  # the current clock, picked up without being told
     assert log.last_seq == 0
     first = log.append("log.note", "job-1", {"text": "start"})
-    await anyio.sleep(90.5)
+    await anyio.sleep(90.5)  # virtual time
     second = log.append("action.started", "job-1")
-    await anyio.sleep(3600)
+    await anyio.sleep(3600)  # virtual time
     third = log.append("log.note")
     assert first == Event(1, 0.0, T0, "log.note", "job-1", {"text": "start"})
     assert second == Event(2, 90.5, T0 + 90.5, "action.started", "job-1", {})
@@ -54,7 +54,7 @@ async def test_append_uses_an_explicit_clock_and_follows_wall_steps() -> None:
     clock._mono0 = current_clock().monotonic()  # share this run's monotonic origin
     log = Log(clock=clock)
     assert log.clock is clock
-    await anyio.sleep(10)
+    await anyio.sleep(10)  # virtual time
     clock.step_wall(-3600)
     event = log.append("log.note")
     assert (event.mono, event.wall) == (10.0, T0 + 10 - 3600)
@@ -114,14 +114,14 @@ async def test_subscribe_filters_by_kind_and_subject() -> None:
             ("both", both),
         ):
             tg.start_soon(consume, name, sub)
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         log.append("log.note", "b")  # 2
         log.append("action.started", "a")  # 3
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         log.append("action.failed", "c")  # 4
         log.append("action.failed", "b")  # 5
         log.append("log.note", "a")  # 6
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         await log.aclose()  # ends every subscription: the consumers finish
     assert received == {
         "everything": [2, 3, 4, 5, 6],
@@ -143,9 +143,9 @@ async def test_subscription_get_waits_for_the_next_event() -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(reader)
-            await anyio.sleep(5)
+            await anyio.sleep(5)  # virtual time
             log.append("engine.started")  # filtered out: the reader keeps waiting
-            await anyio.sleep(5)
+            await anyio.sleep(5)  # virtual time
             log.append("log.note")
     assert got == [(2, 10.0)]
     assert sub.get_nowait() is None
@@ -218,7 +218,7 @@ async def _history(log: Log) -> list[Event]:
     out = []
     for kind, subject in plan:
         out.append(log.append(kind, subject))
-        await anyio.sleep(60)
+        await anyio.sleep(60)  # virtual time
     return out
 
 
@@ -304,7 +304,7 @@ async def test_purge_without_a_sink_trims_the_ring() -> None:
     log = Log()
     for _ in range(10):
         log.append("log.note")
-        await anyio.sleep(86_400)
+        await anyio.sleep(86_400)  # virtual time
     # now = day 10; events at days 0..9; keep the last 3 days (days 7, 8, 9)
     assert await log.purge(timedelta(days=3)) == 0  # nothing durable to count
     assert [e.seq for e in log.recent()] == [8, 9, 10]
@@ -322,10 +322,10 @@ async def test_purge_applies_to_the_whole_ring_after_a_backwards_step(
     behind a newer one stayed in memory while the sink deleted them."""
     log = Log()
     log.append("log.note", "", {"n": 1})  # wall T
-    await anyio.sleep(3600)
+    await anyio.sleep(3600)  # virtual time
     virtual_clock.step_wall(-7200)
     log.append("log.note", "", {"n": 2})  # wall T - 1 h
-    await anyio.sleep(7200)
+    await anyio.sleep(7200)  # virtual time
     log.append("log.note", "", {"n": 3})  # wall T + 1 h
     # now is T + 1 h: purge what is older than 30 min, i.e. before T + 30 min
     await log.purge(timedelta(minutes=30))

@@ -167,7 +167,7 @@ async def test_read_events_filters_like_the_log(tmp_path: Path) -> None:
         [("log.note", "a"), ("action.started", "b"), ("log.note", "b"), ("action.failed", "a")]
     ):
         e.append(log.append(kind, subject, {"i": i}))
-        await anyio.sleep(60)
+        await anyio.sleep(60)  # virtual time
     await log.aclose()
     t0 = START.timestamp()
     assert read_events(path, kinds=["log.note"]) == [e[0], e[2]]
@@ -339,7 +339,7 @@ async def test_retention_purges_old_events_from_file_and_ring(tmp_path: Path) ->
     log = Log(sink=SQLiteLog(path))
     for day in range(10):
         log.append("log.note", "", {"day": day})
-        await anyio.sleep(86_400)
+        await anyio.sleep(86_400)  # virtual time
     # Now: day 10. Keep 3 days: the events of days 7, 8 and 9.
     assert await log.purge(timedelta(days=3)) == 7
     assert [e.payload["day"] for e in await log.query()] == [7, 8, 9]
@@ -370,12 +370,12 @@ async def test_seq_is_never_reused_after_purging_everything(tmp_path: Path) -> N
     async with Log(sink=SQLiteLog(path)) as log:
         for _ in range(4):
             log.append("log.note")
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         assert await log.purge(0) == 4
     async with Log(sink=SQLiteLog(path)) as log:
         assert log.last_seq == 4
         assert log.append("log.note").seq == 5
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         assert await log.purge(0) == 1
     async with Log(sink=SQLiteLog(path)) as log:
         assert log.append("log.note").seq == 6

@@ -27,7 +27,7 @@ def test_a_simulated_day_of_minute_timers_is_fast_and_exact(backend: str) -> Non
         clock = current_clock()
         stamps = []
         for _ in range(1440):
-            await anyio.sleep(60)
+            await anyio.sleep(60)  # virtual time
             stamps.append((clock.monotonic(), clock.now()))
         return stamps
 
@@ -70,10 +70,10 @@ def test_a_virtual_year_of_daily_timers_is_exact(backend: str, hang_guard: None)
     """
 
     async def year() -> list[float]:
-        await anyio.sleep(0.25)  # off the whole seconds, as real schedules are
+        await anyio.sleep(0.25)  # off the whole seconds, as real schedules are; virtual time
         stamps = []
         for _ in range(366):
-            await anyio.sleep(86_400)
+            await anyio.sleep(86_400)  # virtual time
             stamps.append(anyio.current_time())
         await anyio.sleep_until(2.0**25 + 0.125)
         stamps.append(anyio.current_time())
@@ -108,9 +108,9 @@ def test_wall_time_follows_virtual_time_from_an_aware_start(backend: str) -> Non
     async def main() -> list[datetime]:
         clock = current_clock()
         seen = [clock.now()]
-        await anyio.sleep(3600)
+        await anyio.sleep(3600)  # virtual time
         seen.append(clock.now())
-        await anyio.sleep(3600)  # across the spring-forward gap at 02:00 CET
+        await anyio.sleep(3600)  # across the spring-forward gap at 02:00 CET; virtual time
         seen.append(clock.now())
         return seen
 
@@ -140,13 +140,13 @@ def test_current_clock_inside_run_is_the_virtual_clock(backend: str) -> None:
 
 def test_run_passes_arguments_returns_the_result_and_raises_errors() -> None:
     async def add(a: int, b: int) -> int:
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         return a + b
 
     assert run(add, 2, 3) == 5
 
     async def fail() -> None:
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         raise KeyError("boom")
 
     with pytest.raises(KeyError, match="boom"):
@@ -231,7 +231,7 @@ def test_plugin_marker_ran_asyncio_then_trio() -> None:
 async def test_plugin_virtual_clock_fixture(virtual_clock: VirtualClock) -> None:
     assert current_clock() is virtual_clock
     assert virtual_clock.now() == START
-    await anyio.sleep(3600)
+    await anyio.sleep(3600)  # virtual time
     assert virtual_clock.now() == START + timedelta(hours=1)
     assert virtual_clock.elapsed() == 3600.0
 
@@ -266,7 +266,7 @@ def test_plugin_in_a_users_test_suite(pytester: pytest.Pytester) -> None:
 
         @pytest.mark.timecontrol(start="2026-03-29T00:30+01:00")
         async def test_hourly(virtual_clock):
-            await anyio.sleep(3600)
+            await anyio.sleep(3600)  # virtual time
             assert virtual_clock.now() == datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
             assert timecontrol.current_clock() is virtual_clock
 
@@ -278,14 +278,14 @@ def test_plugin_in_a_users_test_suite(pytester: pytest.Pytester) -> None:
 
         @pytest.mark.timecontrol
         async def test_failing_is_reported():
-            await anyio.sleep(5)
+            await anyio.sleep(5)  # virtual time
             assert anyio.current_time() == 4
 
 
         @pytest.mark.timecontrol
         class TestOnAClass:
             async def test_method(self, virtual_clock):
-                await anyio.sleep(1)
+                await anyio.sleep(1)  # virtual time
                 assert virtual_clock.elapsed() == 1
 
 
@@ -352,7 +352,7 @@ def test_plugin_works_with_pytest_asyncio_auto_mode(pytester: pytest.Pytester) -
 
         @pytest.mark.timecontrol
         async def test_virtual(virtual_clock, timecontrol_backend):
-            await anyio.sleep(3600)
+            await anyio.sleep(3600)  # virtual time
             assert virtual_clock.elapsed() == 3600
             assert sniffio.current_async_library() == timecontrol_backend
 
@@ -360,7 +360,7 @@ def test_plugin_works_with_pytest_asyncio_auto_mode(pytester: pytest.Pytester) -
         class TestGrouped:
             @pytest.mark.timecontrol(backends=["trio"])
             async def test_method(self, virtual_clock):
-                await anyio.sleep(1)
+                await anyio.sleep(1)  # virtual time
                 assert virtual_clock.elapsed() == 1
 
 

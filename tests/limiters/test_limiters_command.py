@@ -81,9 +81,9 @@ async def test_first_call_goes_at_once_and_late_calls_do_not_wait(
     rec = Recorder(virtual_clock)
     limited = Command(interval=1.0)(rec.hit)
     await limited("a")
-    await anyio.sleep(0.25)
+    await anyio.sleep(0.25)  # virtual time
     await limited("b")  # 0.75 s early: waits
-    await anyio.sleep(3.0)
+    await anyio.sleep(3.0)  # virtual time
     await limited("c")  # long after: straight through
     assert rec.starts == [("a", 0.0), ("b", 1.0), ("c", 4.0)]
     assert limiter_of(limited).statistics().throttled == 1
@@ -138,7 +138,7 @@ async def test_since_end_counts_from_a_failed_call_too(virtual_clock: VirtualClo
 
     @limiter
     async def fails() -> None:
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.5)  # virtual time
         raise OSError("instrument said no")
 
     with pytest.raises(OSError, match="said no"):
@@ -154,14 +154,14 @@ async def test_raise_mode_reports_elapsed_and_required_and_does_not_run(
     rec = Recorder(virtual_clock)
     limited = Command(interval=2.0, mode="raise", name="balance")(rec.hit)
     await limited("a")
-    await anyio.sleep(0.5)
+    await anyio.sleep(0.5)  # virtual time
     with pytest.raises(UnderTimeLimit) as info:
         await limited("b")
     err = info.value
     assert (err.limiter, err.elapsed, err.required, err.retry_after) == ("balance", 0.5, 2.0, 1.5)
     assert "balance: 0.5 s since the previous call, at least 2 s required" in str(err)
     assert isinstance(err, tc.TimeControlError)
-    await anyio.sleep(1.5)
+    await anyio.sleep(1.5)  # virtual time
     await limited("c")
     assert rec.starts == [("a", 0.0), ("c", 2.0)]
     stats = limiter_of(limited).statistics()
@@ -173,7 +173,7 @@ async def test_raise_mode_with_burst_names_the_window(virtual_clock: VirtualCloc
     limiter = Command(rate=2, per=1.0, burst=True, mode="raise")
     rec = Recorder(virtual_clock)
     await limiter.call(rec.hit, 1)
-    await anyio.sleep(0.25)
+    await anyio.sleep(0.25)  # virtual time
     await limiter.call(rec.hit, 2)
     with pytest.raises(UnderTimeLimit) as info:
         await limiter.call(rec.hit, 3)
@@ -187,7 +187,7 @@ async def test_raise_mode_since_end_while_running(virtual_clock: VirtualClock) -
     rec = Recorder(virtual_clock)
 
     async def second() -> None:
-        await anyio.sleep(0.25)
+        await anyio.sleep(0.25)  # virtual time
         try:
             await limiter.call(rec.hit, "second")
         except UnderTimeLimit as exc:
@@ -473,7 +473,7 @@ async def test_events_go_to_the_running_engine(virtual_clock: VirtualClock) -> N
         await refuser.call(rec.hit, 3)
         with pytest.raises(UnderTimeLimit):
             await refuser.call(rec.hit, 4)
-        await anyio.sleep(5.0)
+        await anyio.sleep(5.0)  # virtual time
         await limiter.call(rec.hit, 5)  # the count is due: limiter.called
         events = engine.log.recent(
             kinds=["limiter.called", "limiter.throttled", "limiter.rejected"]
@@ -544,7 +544,7 @@ def test_a_limiter_follows_each_new_loop() -> None:
 
     async def main() -> None:
         clock = tc.current_clock()
-        await anyio.sleep(500.0)  # the second run's time is smaller than the first's last start
+        await anyio.sleep(500.0)  # virtual: 2nd run's time < the 1st's last start
         t0 = clock.monotonic()
         await limiter.call(anyio.sleep, 0)
         await limiter.call(anyio.sleep, 0)

@@ -55,7 +55,7 @@ async def test_unfed_watchdog_trips_once_per_period_exactly_at_the_deadline(
     heater = Heater(virtual_clock)
     watchdog = Control(2.0, heater.switch_off, name="heater")
     async with watchdog:
-        await anyio.sleep(7.0)
+        await anyio.sleep(7.0)  # virtual time
     assert heater.offs == [2.0, 4.0, 6.0]
     trip = watchdog.last_trip
     assert trip is not None
@@ -77,7 +77,7 @@ async def test_fed_in_time_never_trips(virtual_clock: VirtualClock) -> None:
     set_point = watchdog(heater.set_point)
     async with watchdog:
         for i in range(20):
-            await anyio.sleep(0.75)
+            await anyio.sleep(0.75)  # virtual time
             if i % 3 == 0:
                 await set_point(20.0)
             elif i % 3 == 1:
@@ -97,13 +97,13 @@ async def test_the_deadline_moves_with_each_feed(virtual_clock: VirtualClock) ->
     watchdog = Control(1.0, heater.switch_off)
     async with watchdog:
         assert watchdog.deadline == heater.t0 + 1.0
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.5)  # virtual time
         watchdog.feed()
         assert watchdog.deadline == heater.t0 + 1.5
-        await anyio.sleep(2.25)  # trips at 1.5 and 2.5
+        await anyio.sleep(2.25)  # trips at 1.5 and 2.5; virtual time
         assert watchdog.deadline == heater.t0 + 3.5
         watchdog.feed()  # at 2.75
-        await anyio.sleep(1.5)  # trips at 3.75
+        await anyio.sleep(1.5)  # trips at 3.75; virtual time
     assert heater.offs == [1.5, 2.5, 3.75]
     assert watchdog.deadline is None
 
@@ -115,7 +115,7 @@ async def test_next_guarded_call_raises_once_and_is_not_run(virtual_clock: Virtu
     set_point = watchdog(heater.set_point)
     async with watchdog:
         await set_point(50.0)  # t=0
-        await anyio.sleep(5.0)  # trips at 2 and 4
+        await anyio.sleep(5.0)  # trips at 2 and 4; virtual time
         assert watchdog.tripped
         watchdog.feed()  # a plain feed never raises, and leaves the trip to be delivered
         with pytest.raises(OverTimeLimit) as info:
@@ -143,7 +143,7 @@ async def test_next_guarded_call_raises_once_and_is_not_run(virtual_clock: Virtu
 async def test_guarded_block_raises_after_a_trip(virtual_clock: VirtualClock) -> None:
     watchdog = Control(1.0)  # no safety action: record and raise only
     async with watchdog:
-        await anyio.sleep(1.5)
+        await anyio.sleep(1.5)  # virtual time
         with pytest.raises(OverTimeLimit):
             async with watchdog.guarded():
                 pytest.fail("the block must not run")
@@ -162,7 +162,7 @@ async def test_a_trip_cancels_supervised_scopes_instead_of_raising(
     async with watchdog:
         with watchdog.supervise() as scope:
             await set_point(1.0)
-            await anyio.sleep(10.0)  # stuck: the trip at 1.0 cancels this
+            await anyio.sleep(10.0)  # stuck: the trip at 1.0 cancels this; virtual time
             pytest.fail("not reached")
         assert scope.cancelled_caught
         assert heater.now() == 1.0
@@ -177,7 +177,7 @@ async def test_safety_action_completes_when_the_watchdog_stops(virtual_clock: Vi
     heater = Heater(virtual_clock, action_time=1.0)
     watchdog = Control(2.0, heater.switch_off)
     async with watchdog:
-        await anyio.sleep(2.5)  # the action runs from 2.0 to 3.0; we leave in the middle
+        await anyio.sleep(2.5)  # virtual: the action runs 2.0..3.0; we leave midway
     assert heater.offs == [2.0]
     assert heater.done == [3.0]
     assert heater.now() == 3.0
@@ -203,7 +203,7 @@ async def test_deadlines_during_a_long_safety_action_do_not_trip_again(
     heater = Heater(virtual_clock, action_time=2.5)
     watchdog = Control(1.0, heater.switch_off)
     async with watchdog:
-        await anyio.sleep(5.0)
+        await anyio.sleep(5.0)  # virtual time
     # 1.0 trips (runs to 3.5); 2.0 and 3.0 pass meanwhile; next deadline 4.0
     assert heater.offs == [1.0, 4.0]
 
@@ -221,7 +221,7 @@ async def test_a_failing_safety_action_is_loud(virtual_clock: VirtualClock) -> N
         nonlocal body_cancelled
         async with watchdog:
             try:
-                await anyio.sleep(5.0)
+                await anyio.sleep(5.0)  # virtual time
             except anyio.get_cancelled_exc_class():
                 body_cancelled = True
                 raise
@@ -271,7 +271,7 @@ async def test_explicit_start_and_stop(virtual_clock: VirtualClock) -> None:
         with pytest.raises(WatchdogStateError, match="already running"):
             async with watchdog:
                 pass
-        await anyio.sleep(1.5)
+        await anyio.sleep(1.5)  # virtual time
         watchdog.stop()
     assert not watchdog.running
     assert heater.offs == [1.0]
@@ -281,7 +281,7 @@ async def test_explicit_start_and_stop(virtual_clock: VirtualClock) -> None:
     async with anyio.create_task_group() as tg:
         await watchdog.start(tg)
         assert not watchdog.tripped
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.5)  # virtual time
         watchdog.stop()
     assert heater.offs == [1.0]
 
@@ -308,7 +308,7 @@ async def test_per_instance_watchdog_with_guarded_by(virtual_clock: VirtualClock
     assert watchdog_of(a.set_point) is a.watchdog
     async with a.watchdog, b.watchdog:
         for _ in range(3):
-            await anyio.sleep(0.75)
+            await anyio.sleep(0.75)  # virtual time
             assert await a.set_point(20.0) == 20.0  # a is fed, b is not
     assert offs == [("b", 1.0), ("b", 2.0)]
 
@@ -321,7 +321,7 @@ async def test_events_go_to_the_running_engine(virtual_clock: VirtualClock) -> N
     async with tc.Engine() as engine:
         async with watchdog:
             await set_point(1.0)
-            await anyio.sleep(1.5)
+            await anyio.sleep(1.5)  # virtual time
             with pytest.raises(OverTimeLimit):
                 await set_point(2.0)
         events = [

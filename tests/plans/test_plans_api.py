@@ -62,7 +62,7 @@ async def test_sim_motor_moves_on_the_clock_and_stops_midway(virtual_clock: Any)
     status = motor.set(10.0)
     assert not status.done
     assert motor.moving
-    await anyio.sleep(1)
+    await anyio.sleep(1)  # virtual time
     assert motor.position == pytest.approx(2.0)
     motor.stop()
     assert status.done

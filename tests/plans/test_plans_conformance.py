@@ -130,7 +130,7 @@ async def test_hard_pause_from_another_task_cuts_the_sleep_and_replays_it(
             return slept
 
         async def pauser() -> None:
-            await anyio.sleep(3)
+            await anyio.sleep(3)  # virtual time
             re.request_pause()
 
         async with anyio.create_task_group() as tg:
@@ -162,7 +162,7 @@ async def test_deferred_pause_lands_at_the_next_checkpoint_and_replays_nothing(
             yield Msg("null", "B")
 
         async def pauser() -> None:
-            await anyio.sleep(3)
+            await anyio.sleep(3)  # virtual time
             re.request_pause(defer=True)
 
         async with anyio.create_task_group() as tg:
@@ -190,9 +190,9 @@ async def test_hard_pause_overrides_a_pending_deferred_one(virtual_clock: Any) -
             yield Msg("checkpoint")
 
         async def pauser() -> None:
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
             re.request_pause(defer=True)
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
             re.request_pause(defer=False)
 
         async with anyio.create_task_group() as tg:
@@ -359,7 +359,7 @@ async def test_pause_from_a_thread() -> None:
             yield Msg("sleep", None, 5)
 
         async def from_thread() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             await anyio.to_thread.run_sync(re.request_pause)
 
         async with anyio.create_task_group() as tg:
@@ -432,7 +432,7 @@ async def test_stop_abort_halt_while_running_from_another_task(
         results: list[Any] = []
 
         async def ender() -> None:
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
             results.append(await getattr(re, how)())
 
         plan = [Msg("open_run"), Msg("checkpoint"), Msg("sleep", None, 10), Msg("close_run")]
@@ -576,7 +576,7 @@ async def test_panic_while_running(virtual_clock: Any) -> None:
 
         @engine.action
         async def long_job() -> None:
-            await anyio.sleep(100)
+            await anyio.sleep(100)  # virtual time
 
         @engine.action
         async def later_job() -> None:
@@ -586,7 +586,7 @@ async def test_panic_while_running(virtual_clock: Any) -> None:
         motor = SimMotor("m", velocity=1.0)
 
         async def panicker() -> None:
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
             re.panic()
             engine.submit(later_job)  # dispatch is held: it must not start
 
@@ -605,11 +605,11 @@ async def test_panic_while_running(virtual_clock: Any) -> None:
         assert [e.payload["action"] for e in cancelled] == ["long_job"]
         with pytest.raises(EngineStateError, match="panicked"):
             await re.run(nulls(1))
-        await anyio.sleep(5)
+        await anyio.sleep(5)  # virtual time
         assert ran == []
         re.all_is_well()
         assert re.state == "idle"
-        await anyio.sleep(0.1)
+        await anyio.sleep(0.1)  # virtual time
         assert ran == ["later"]
         assert (await re.run(nulls(1))).exit_status == "success"
         assert "panicked" in states(engine)
@@ -701,10 +701,10 @@ async def test_pause_holds_scheduled_dispatch_until_resume() -> None:
         assert (await re.run([Msg("checkpoint"), Msg("pause")])).paused
         assert engine.dispatch_holds == {"run_engine.pause"}
         engine.submit(job)
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         assert ran == []
         await re.resume()
-        await anyio.sleep(0.1)
+        await anyio.sleep(0.1)  # virtual time
         assert ran == [pytest.approx(t0 + 10)]
         assert engine.dispatch_holds == frozenset()
 

@@ -139,7 +139,7 @@ async def test_stubs_return_what_the_engine_sends_back() -> None:
         got: dict[str, Any] = {}
 
         async def measure(x: float) -> float:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             return x * 2
 
         def plan() -> Any:

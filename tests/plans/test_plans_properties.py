@@ -92,9 +92,9 @@ async def test_panic_while_suspending_ends_the_run_with_fail() -> None:
         re.install_suspender(SuspendBoolHigh(interlock))
 
         async def trouble() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             interlock.put(1)
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             re.panic()
 
         plan = [Msg("open_run"), Msg("checkpoint"), Msg("sleep", None, 10), Msg("close_run")]
@@ -125,7 +125,7 @@ async def test_panic_while_stopping_still_cleans_up() -> None:
         assert (await re.run(plan())).paused
 
         async def panicker() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             re.panic()
 
         async with anyio.create_task_group() as tg:
@@ -176,9 +176,9 @@ async def test_panic_cancelling_the_job_that_runs_the_plan() -> None:
                 raise
 
         engine.submit(experiment)
-        await anyio.sleep(5)
+        await anyio.sleep(5)  # virtual time
         re.panic()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         assert outcome == ["cancelled"]
         assert re.state == "panicked"
         (stop,) = docs(engine, "stop")

@@ -66,7 +66,8 @@ def test_ctrl_c_pauses_a_plan_in_the_asyncio_repl() -> None:
             proc.stdin.write(line + "\n")
         proc.stdin.flush()
         _wait_for(lines, "STARTED", seen)
-        time.sleep(0.3)  # a few points into the count
+        # Real time: a real REPL process, where no virtual clock can reach.
+        time.sleep(0.3)  # a few points into the count (not virtual)
         proc.send_signal(signal.SIGINT)
         first = _wait_for(lines, "FIRST", seen)
         assert "FIRST True paused" in first

@@ -37,7 +37,7 @@ async def test_one_ctrl_c_is_a_deferred_pause(virtual_clock: Any) -> None:
         t0 = virtual_clock.monotonic()
 
         async def press() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # real time, not virtual: see the module docstring
             assert signal.getsignal(signal.SIGINT) is not previous  # ours while running
             signal.raise_signal(signal.SIGINT)
 
@@ -62,9 +62,9 @@ async def test_two_ctrl_c_within_10_s_are_a_hard_pause(virtual_clock: Any) -> No
         t0 = virtual_clock.monotonic()
 
         async def press_twice() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # real time, not virtual: see the module docstring
             os.kill(os.getpid(), signal.SIGINT)
-            await anyio.sleep(0.5)
+            await anyio.sleep(0.5)  # real time, not virtual: see the module docstring
             os.kill(os.getpid(), signal.SIGINT)
 
         async with anyio.create_task_group() as tg:
@@ -91,9 +91,9 @@ async def test_ctrl_c_more_than_10_s_apart_stays_deferred(virtual_clock: Any) ->
             yield Msg("checkpoint")
 
         async def press() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # real time, not virtual: see the module docstring
             signal.raise_signal(signal.SIGINT)
-            await anyio.sleep(15)
+            await anyio.sleep(15)  # real time, not virtual: see the module docstring
             signal.raise_signal(signal.SIGINT)
 
         async with anyio.create_task_group() as tg:

@@ -49,11 +49,11 @@ async def test_suspension_round_trip_with_pre_and_post_plans(virtual_clock: Any)
         )
 
         async def beam_trouble() -> None:
-            await anyio.sleep(2.5)  # during the third exposure (2..3 s)
+            await anyio.sleep(2.5)  # during the third exposure (2..3 s); virtual time
             beam.put(0.1)
-            await anyio.sleep(5)
+            await anyio.sleep(5)  # virtual time
             beam.put(0.7)  # above the floor but below resume_thresh: still suspended
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
             beam.put(0.9)  # at 9.5 s: clears; resumes after sleep=2
 
         async with anyio.create_task_group() as tg:
@@ -84,7 +84,7 @@ async def test_already_tripped_suspender_makes_the_run_wait_first(virtual_clock:
         re.install_suspender(SuspendBoolHigh(interlock))
 
         async def clear_later() -> None:
-            await anyio.sleep(30)
+            await anyio.sleep(30)  # virtual time
             interlock.put(0)
 
         async with anyio.create_task_group() as tg:
@@ -111,9 +111,9 @@ async def test_pause_during_a_suspension(virtual_clock: Any) -> None:
             yield Msg("null", "B")
 
         async def trouble() -> None:
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
             beam.put(0.0)
-            await anyio.sleep(3)
+            await anyio.sleep(3)  # virtual time
             re.request_pause(defer=True)  # during a suspension every pause is hard
 
         async with anyio.create_task_group() as tg:
@@ -126,7 +126,7 @@ async def test_pause_during_a_suspension(virtual_clock: Any) -> None:
         async with anyio.create_task_group() as tg:
 
             async def restore() -> None:
-                await anyio.sleep(4)
+                await anyio.sleep(4)  # virtual time
                 beam.put(1.0)
 
             tg.start_soon(restore)
@@ -154,7 +154,7 @@ async def test_suspension_after_clear_checkpoint_aborts() -> None:
         re.install_suspender(SuspendFloor(beam, 0.5))
 
         async def trouble() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             beam.put(0.0)
 
         plan = [Msg("open_run"), Msg("clear_checkpoint"), Msg("sleep", None, 5), Msg("close_run")]
@@ -180,9 +180,9 @@ async def test_predicate_suspender_is_polled_and_plan_installed(virtual_clock: A
             yield Msg("null", "end")
 
         async def trouble() -> None:
-            await anyio.sleep(3.2)
+            await anyio.sleep(3.2)  # virtual time
             flag["bad"] = True  # noticed at the next poll, 3.5
-            await anyio.sleep(4)
+            await anyio.sleep(4)  # virtual time
             flag["bad"] = False  # noticed at 7.5
 
         async with anyio.create_task_group() as tg:

@@ -34,7 +34,7 @@ async def test_engine_methods_run_jobs_with_real_triggers(virtual_clock: Virtual
         )
         assert engine.get_job("kinetics") == job
         assert [j.id for j in engine.jobs()] == ["kinetics"]
-        await anyio.sleep(3600)
+        await anyio.sleep(3600)  # virtual time
         records = await engine.history("kinetics")
         stats = await engine.job_stats("kinetics")
     # first point one spacing after the start: +60, +120, +180, then +480, +780
@@ -62,13 +62,13 @@ def test_engine_jobs_survive_a_restart(tmp_path: Path) -> None:
         engine = make()
         engine.add_job("tick", tc.interval(minutes=10), id="tick", coalesce="latest")
         async with engine:
-            await anyio.sleep(1801)
+            await anyio.sleep(1801)  # virtual time
 
     async def second() -> list[str]:
         engine = make()
         assert [j.id for j in engine.jobs()] == ["tick"]  # restored from the file
         async with engine:
-            await anyio.sleep(1201)
+            await anyio.sleep(1201)  # virtual time
             return [r.status for r in await engine.history("tick")]
 
     VirtualClock(START).run(first)
@@ -115,7 +115,7 @@ async def test_a_failing_trigger_pauses_its_job_with_a_record() -> None:
 
     async with engine:
         engine.add_job("work", _Broken(START.timestamp() + 60), id="buggy")
-        await anyio.sleep(3600)
+        await anyio.sleep(3600)  # virtual time
         records = await engine.history("buggy")
         job = engine.get_job("buggy")
     assert ran == []  # the fire time whose successor could not be computed did not run
@@ -141,7 +141,7 @@ def test_durable_start_commits_the_start_before_the_action_runs(tmp_path: Path) 
         engine.add_job("dispense", tc.interval(minutes=1), id="reagent", durable_start=True)
         assert engine.get_job("reagent").durable_start
         async with engine:
-            await anyio.sleep(181)
+            await anyio.sleep(181)  # virtual time
 
     VirtualClock(START).run(main)
     assert [len(s) for s in seen] == [1, 2, 3]  # each run saw its own start on disk

@@ -53,7 +53,7 @@ CHILD = textwrap.dedent(
                 os.fsync(fh.fileno())
             with open(marker) as fh:
                 n = len(fh.readlines())
-            await anyio.sleep(60 if n == 3 else 0.05)  # the third run is killed mid-way
+            await anyio.sleep(60 if n == 3 else 0.05)  # 3rd run killed mid-way; not virtual
 
         sched = Scheduler(engine)
         sched.add_job("work", Every({interval}, anchor), id="w", conflict="skip")
@@ -82,14 +82,14 @@ def test_kill_9_during_a_run_then_reopen(tmp_path: Path) -> None:
         while not (marker.exists() and len(marker.read_text().splitlines()) >= 3):
             assert child.poll() is None, "the child process died on its own"
             assert time.monotonic() < deadline, "the child never reached its third run"
-            time.sleep(0.02)
-        time.sleep(0.3)  # past the Log's 0.1 s commit interval: the start is durable
+            time.sleep(0.02)  # real time, not virtual: see the module docstring
+        time.sleep(0.3)  # past the Log's 0.1 s commit interval: the start is durable; not virtual
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
     finally:
         if child.poll() is None:
             child.kill()
-    time.sleep(1.0)  # downtime: two fire times fall due while nothing runs
+    time.sleep(1.0)  # downtime: two fire times fall due while nothing runs; not virtual
 
     async def reopen() -> float:
         engine = tc.Engine(store=path)
@@ -98,13 +98,13 @@ def test_kill_9_during_a_run_then_reopen(tmp_path: Path) -> None:
         async def work() -> None:
             with marker.open("a") as fh:
                 fh.write(f"{engine.clock.time()}\n")
-            await anyio.sleep(0.05)
+            await anyio.sleep(0.05)  # real time, not virtual: see the module docstring
 
         sched = Scheduler(engine)  # the lock died with the child: no error
         assert sched.get_job("w").conflict == "skip"
         restarted = engine.clock.time()
         async with engine:
-            await anyio.sleep(4 * INTERVAL + 0.2)
+            await anyio.sleep(4 * INTERVAL + 0.2)  # not virtual
         await sched.aclose()
         return restarted
 

@@ -43,7 +43,7 @@ async def test_skip_when_previous_run_overlaps_next_fire_time() -> None:
     sched.add_job("work", trig, id="j")
     log = engine.log
     async with engine:
-        await anyio.sleep(10.2)
+        await anyio.sleep(10.2)  # real time, not virtual: see the module docstring
     recs = records_in(log, "j")
     statuses = [r.status for r in sorted(recs, key=lambda r: r.scheduled)]
     # 1 runs until 2.5: 2 skipped; 3 runs; ... the run at 9 is cancelled by the stop.
@@ -61,7 +61,7 @@ async def test_queue_is_bounded_and_runs_one_after_another() -> None:
     sched.add_job("work", trig, id="q", conflict="queue", max_queue=1)
     log = engine.log
     async with engine:
-        await anyio.sleep(8.2)
+        await anyio.sleep(8.2)  # real time, not virtual: see the module docstring
     recs = records_in(log, "q")
     by = Counter(r.status for r in recs)
     assert by["skipped"] >= 2
@@ -79,7 +79,7 @@ async def test_queued_fire_time_beyond_grace_at_its_real_start_is_missed() -> No
     sched.add_job("work", trig, id="q", conflict="queue", misfire_grace=1.0)
     log = engine.log
     async with engine:
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # real time, not virtual: see the module docstring
     recs = sorted(records_in(log, "q"), key=lambda r: r.scheduled)
     assert [r.status for r in recs] == ["success", "missed"]
     assert "misfire_grace" in (recs[1].reason or "")
@@ -93,7 +93,7 @@ async def test_concurrent_up_to_max_instances() -> None:
     sched.add_job("work", trig, id="c", conflict="concurrent", max_instances=2)
     log = engine.log
     async with engine:
-        await anyio.sleep(12)
+        await anyio.sleep(12)  # real time, not virtual: see the module docstring
         assert sched.running() == {}
     recs = sorted(records_in(log, "c"), key=lambda r: r.scheduled)
     assert [r.status for r in recs] == ["success", "success", "skipped"] * 2
@@ -122,11 +122,11 @@ async def test_scheduler_pause_then_misfire_and_coalesce(
     sched.add_job("work", trig, id="p", coalesce=coalesce, misfire_grace=grace)
     log = engine.log
     async with engine:
-        await anyio.sleep(1.5)  # fire time 1 runs
+        await anyio.sleep(1.5)  # fire time 1 runs; not virtual
         sched.pause()
-        await anyio.sleep(5.0)  # fire times 2..6 fall due while paused (now 6.5)
+        await anyio.sleep(5.0)  # fire times 2..6 fall due while paused (now 6.5); not virtual
         sched.resume()
-        await anyio.sleep(5.0)  # 7..11 run on time
+        await anyio.sleep(5.0)  # 7..11 run on time; not virtual
     recs = records_in(log, "p")
     got = Counter()
     for r in recs:
@@ -152,11 +152,11 @@ async def test_engine_hold_is_a_late_dispatch_settled_by_the_policies() -> None:
     sched.add_job("work", trig, id="h", misfire_grace=0.5)
     log = engine.log
     async with engine:
-        await anyio.sleep(1.5)
+        await anyio.sleep(1.5)  # real time, not virtual: see the module docstring
         engine.hold_dispatch("panic")
-        await anyio.sleep(3.0)
+        await anyio.sleep(3.0)  # real time, not virtual: see the module docstring
         engine.release_dispatch("panic")
-        await anyio.sleep(1.0)
+        await anyio.sleep(1.0)  # real time, not virtual: see the module docstring
     recs = records_in(log, "h")
     # 2 and 3 are missed (one record), 4 is 0.5 s late at the release: within grace
     assert Counter(r.status for r in recs) == Counter({"success": 3, "missed": 1})
@@ -180,7 +180,7 @@ async def test_failure_timeout_alarms_and_a_broken_handler() -> None:
     sched.add_job("work", Every(1.0, t0, count=1), id="t", kwargs={"duration": 5.0}, timeout=1.0)
     log = engine.log
     async with engine:
-        await anyio.sleep(3)
+        await anyio.sleep(3)  # real time, not virtual: see the module docstring
     f = (records_in(log, "f"))[0]
     assert (f.status, f.error, f.message) == ("failure", "RuntimeError", "bad reading 7")
     assert "RuntimeError" in (f.traceback or "")
@@ -199,7 +199,7 @@ async def test_run_now_with_overrides_is_a_manual_fire_time() -> None:
     t0 = engine.clock.time()
     sched.add_job("work", Every(100.0, t0), id="m", kwargs={"x": 1})
     async with engine:
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # real time, not virtual: see the module docstring
         sched.run_job("m", x=5)
         rec = await sched.wait_job("m")
     assert rec.manual
@@ -216,13 +216,13 @@ async def test_pause_and_resume_a_job_records_the_fire_times_it_slept_through() 
     sched.add_job("work", trig, id="pj")
     log = engine.log
     async with engine:
-        await anyio.sleep(2.5)
+        await anyio.sleep(2.5)  # real time, not virtual: see the module docstring
         sched.pause_job("pj")
         assert sched.next_run("pj") is None
         assert [j.id for j in sched.jobs(enabled=False)] == ["pj"]
-        await anyio.sleep(4)
+        await anyio.sleep(4)  # real time, not virtual: see the module docstring
         sched.resume_job("pj")
-        await anyio.sleep(2)
+        await anyio.sleep(2)  # real time, not virtual: see the module docstring
     recs = records_in(log, "pj")
     skipped = [r for r in recs if r.status == "skipped"]
     assert len(skipped) == 1
@@ -239,7 +239,7 @@ async def test_max_executions_and_window() -> None:
     sched.add_job("work", Every(1.0, t0), id="win", start=t0 + 3, end=t0 + 5)
     log = engine.log
     async with engine:
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # real time, not virtual: see the module docstring
         assert sched.next_run("max") is None
         assert sched.next_run("win") is None
     assert [r.scheduled.timestamp() - t0 for r in records_in(log, "max")] == [1, 2, 3]
@@ -253,7 +253,7 @@ async def test_history_figures_match_the_records() -> None:
     sched.add_job("work", Every(1.0, t0), id="s", tags=["absorbance", "daily"])
     sched.add_job("work", Every(60.0, t0), id="idle", tags=["daily"], enabled=False)
     async with engine:
-        await anyio.sleep(9.9)
+        await anyio.sleep(9.9)  # real time, not virtual: see the module docstring
         stats = await sched.job_stats("s")
         overall = await sched.stats(upcoming=5)
         recs = await sched.history("s")
@@ -281,12 +281,12 @@ async def test_update_and_remove() -> None:
     sched.add_job("work", Every(1.0, t0), id="u")
     log = engine.log
     async with engine:
-        await anyio.sleep(2.5)
+        await anyio.sleep(2.5)  # real time, not virtual: see the module docstring
         sched.update_job("u", trigger=Every(10.0, t0), kwargs={"x": 3})
         assert sched.next_run("u").timestamp() == t0 + 10  # type: ignore[union-attr]
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # real time, not virtual: see the module docstring
         sched.remove_job("u")
         assert "u" not in sched
-        await anyio.sleep(20)
+        await anyio.sleep(20)  # real time, not virtual: see the module docstring
     recs = sorted(records_in(log, "u"), key=lambda r: r.scheduled)
     assert [(r.scheduled.timestamp() - t0, r.result) for r in recs] == [(1, 0), (2, 0), (10, 6)]

@@ -86,7 +86,7 @@ def test_every_fire_time_ends_in_exactly_one_record(
                     sched.run_job("j")
             sched.resume()
             engine.release_dispatch("test")
-            await anyio.sleep(3.0)
+            await anyio.sleep(3.0)  # virtual time
             stop = engine.clock.time()
         recs = records_in(log, "j")
         got = covered(recs, trig)

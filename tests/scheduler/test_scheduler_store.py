@@ -34,7 +34,7 @@ def make(path: Path) -> tuple[tc.Engine, Scheduler]:
 
     @engine.action
     async def sample(volume_ul: float = 10.0) -> float:
-        await anyio.sleep(0.2)
+        await anyio.sleep(0.2)  # virtual time
         return volume_ul
 
     return engine, Scheduler(engine)
@@ -62,7 +62,7 @@ def test_restart_after_downtime_settles_missed_fire_times(
         engine, sched = make(path)
         sched.add_job("sample", trig, id="s", coalesce=coalesce, misfire_grace=grace, tags=["a"])
         async with engine:
-            await anyio.sleep(60 * 5 + 30)  # fire times 1..5
+            await anyio.sleep(60 * 5 + 30)  # fire times 1..5; virtual time
         await sched.aclose()
         return engine.clock.time()
 
@@ -86,7 +86,7 @@ def test_restart_after_downtime_settles_missed_fire_times(
         with pytest.raises(SchedulerLockedError, match="already being scheduled"):
             Scheduler(tc.Engine(store=path))
         async with engine:
-            await anyio.sleep(60 * 3)
+            await anyio.sleep(60 * 3)  # virtual time
         await sched.aclose()
 
     VirtualClock(datetime.fromtimestamp(restart, UTC)).run(second, backend=backend)
@@ -219,7 +219,7 @@ def test_purge_history(tmp_path: Path) -> None:
         engine, sched = make(path)
         sched.add_job("sample", Every(3600.0, engine.clock.time()), id="h")
         async with engine:
-            await anyio.sleep(3600 * 48 + 10)
+            await anyio.sleep(3600 * 48 + 10)  # virtual time
             assert len(await sched.history("h")) == 48
             deleted = await sched.purge_history(timedelta(hours=24))
             assert deleted == 2 * 24  # started + succeeded of the first 24 runs

@@ -19,7 +19,7 @@ from ._errors import (
 )
 from ._job import COALESCE_POLICIES, CONFLICT_POLICIES, Job, TriggerLike
 from ._records import ALARM_STATUSES, STATUSES, ExecutionRecord, JobStats, SchedulerStats
-from ._scheduler import AlarmHandler, Scheduler
+from ._scheduler import AlarmHandler, JobOptions, Scheduler
 
 __all__ = [
     "ALARM_STATUSES",
@@ -32,6 +32,7 @@ __all__ = [
     "Job",
     "JobArgumentsError",
     "JobNotFoundError",
+    "JobOptions",
     "JobSpecError",
     "JobStats",
     "PolicyError",

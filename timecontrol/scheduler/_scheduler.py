@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, TypedDict, cast
 from uuid import uuid4
 
 import anyio
@@ -57,10 +57,34 @@ if TYPE_CHECKING:
     from .._log import Log
     from .._schedule import Intent
 
-__all__ = ["AlarmHandler", "Scheduler"]
+__all__ = ["AlarmHandler", "JobOptions", "Scheduler"]
 
 #: A failure handler: called with the job and its execution record; may be async.
 AlarmHandler = Callable[[Job, ExecutionRecord], Awaitable[None] | None]
+
+
+class JobOptions(TypedDict, total=False):
+    """The keyword options of `Scheduler.add_job`, for signatures that pass them on."""
+
+    id: str | None
+    kwargs: Mapping[str, Any] | None
+    name: str
+    description: str
+    tags: Iterable[str]
+    enabled: bool
+    timeout: float | None
+    max_executions: int | None
+    start: datetime | float | None
+    end: datetime | float | None
+    conflict: str
+    max_instances: int
+    max_queue: int
+    misfire_grace: float | None
+    coalesce: str
+    durable_start: bool
+    replace_existing: bool
+    on_failure: AlarmHandler | None
+
 
 _FIRE: Final = "timecontrol.job"
 _BOOT: Final = "timecontrol.scheduler_boot"
