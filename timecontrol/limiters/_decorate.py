@@ -23,7 +23,7 @@ import inspect
 import operator
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypedDict, TypeVar, Unpack
 
 from .._clock import Clock
 from .._log import Log
@@ -221,20 +221,26 @@ class _PerInstance:
         return limiter
 
 
+class CommandSettings(TypedDict, total=False):
+    """The keyword settings of `Command`, for `command` to pass on (typed, not repeated)."""
+
+    rate: float | None
+    per: float
+    burst: bool
+    mode: Mode
+    since: Since
+    name: str | None
+    clock: Clock | None
+    log: Log | None
+    report_every: float | None
+    spin: float
+
+
 def command(
     interval: float | None = None,
     *,
-    rate: float | None = None,
-    per: float = 1.0,
-    burst: bool = False,
-    mode: Mode = "wait",
-    since: Since = "start",
-    name: str | None = None,
-    clock: Clock | None = None,
-    log: Log | None = None,
-    report_every: float | None = 10.0,
-    spin: float = 0.001,
     shared: bool = False,
+    **settings: Unpack[CommandSettings],
 ) -> CommandDecorator:
     """Decorate an async function or method with a new `Command` made from these settings.
 
@@ -251,19 +257,9 @@ def command(
     """
     if not isinstance(shared, bool):
         raise LimiterConfigError(f"shared must be True or False, got {shared!r}")
-    template = Command(
-        interval,
-        rate=rate,
-        per=per,
-        burst=burst,
-        mode=mode,
-        since=since,
-        name="command" if name is None else name,
-        clock=clock,
-        log=log,
-        report_every=report_every,
-        spin=spin,
-    )
+    name = settings.get("name")
+    options: CommandSettings = {**settings, "name": "command" if name is None else name}
+    template = Command(interval, **options)
 
     def decorate(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Coroutine[Any, Any, R]]:
         check_async(fn, "the decorated function")

@@ -12,7 +12,7 @@ import inspect
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypedDict, runtime_checkable
 
 import msgspec
 
@@ -28,6 +28,7 @@ __all__ = [
     "Coalesce",
     "Conflict",
     "Job",
+    "JobSpec",
     "TriggerLike",
     "import_action",
     "trigger_from_spec",
@@ -307,6 +308,26 @@ def _utc(ts: float) -> datetime:
     from datetime import UTC
 
     return datetime.fromtimestamp(ts, UTC)
+
+
+class JobSpec(TypedDict, total=False):
+    """A job's settings besides id, action and trigger (the keywords of `make_job`)."""
+
+    kwargs: Mapping[str, Any] | None
+    name: str
+    description: str
+    tags: Iterable[str]
+    enabled: bool
+    timeout: float | None
+    max_executions: int | None
+    start: datetime | float | None
+    end: datetime | float | None
+    conflict: str
+    max_instances: int
+    max_queue: int
+    misfire_grace: float | None
+    coalesce: str
+    durable_start: bool
 
 
 def make_job(

@@ -23,10 +23,10 @@ import heapq
 import math
 import traceback as tb_module
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Final, Unpack, cast
 from uuid import uuid4
 
 import anyio
@@ -40,7 +40,7 @@ from ..stores._jobs import JobStore, LoadedJobs
 from ..stores._sqlite import SQLiteLog
 from ._errors import DuplicateJobError, JobArgumentsError, JobNotFoundError, JobSpecError
 from ._grid import Grid, grid_of, unbound_interval
-from ._job import Job, import_action, job_from_stored, make_job, plain_json
+from ._job import Job, JobSpec, import_action, job_from_stored, make_job, plain_json
 from ._records import (
     ALARM_STATUSES,
     KIND_OF_STATUS,
@@ -63,25 +63,10 @@ __all__ = ["AlarmHandler", "JobOptions", "Scheduler"]
 AlarmHandler = Callable[[Job, ExecutionRecord], Awaitable[None] | None]
 
 
-class JobOptions(TypedDict, total=False):
+class JobOptions(JobSpec, total=False):
     """The keyword options of `Scheduler.add_job`, for signatures that pass them on."""
 
     id: str | None
-    kwargs: Mapping[str, Any] | None
-    name: str
-    description: str
-    tags: Iterable[str]
-    enabled: bool
-    timeout: float | None
-    max_executions: int | None
-    start: datetime | float | None
-    end: datetime | float | None
-    conflict: str
-    max_instances: int
-    max_queue: int
-    misfire_grace: float | None
-    coalesce: str
-    durable_start: bool
     replace_existing: bool
     on_failure: AlarmHandler | None
 
@@ -963,23 +948,9 @@ class Scheduler:
         trigger: Any,
         *,
         id: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        name: str = "",
-        description: str = "",
-        tags: Iterable[str] = (),
-        enabled: bool = True,
-        timeout: float | None = None,
-        max_executions: int | None = None,
-        start: datetime | float | None = None,
-        end: datetime | float | None = None,
-        conflict: str = "skip",
-        max_instances: int = 1,
-        max_queue: int = 1,
-        misfire_grace: float | None = None,
-        coalesce: str = "latest",
-        durable_start: bool = False,
         replace_existing: bool = False,
         on_failure: AlarmHandler | None = None,
+        **spec: Unpack[JobSpec],
     ) -> Job:
         """Add a job and schedule its first fire time; returns its definition.
 
@@ -995,21 +966,7 @@ class Scheduler:
             id=id if id is not None else uuid4().hex[:12],
             action=action_name,
             trigger=trigger,
-            kwargs=kwargs,
-            name=name,
-            description=description,
-            tags=tags,
-            enabled=enabled,
-            timeout=timeout,
-            max_executions=max_executions,
-            start=start,
-            end=end,
-            conflict=conflict,
-            max_instances=max_instances,
-            max_queue=max_queue,
-            misfire_grace=misfire_grace,
-            coalesce=coalesce,
-            durable_start=durable_start,
+            **spec,
         )
         existing = self._jobs.get(job.id)
         if existing is not None:
