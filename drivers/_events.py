@@ -15,7 +15,7 @@ import contextlib
 from typing import Any
 
 from timecontrol._engine import current_engine
-from timecontrol._events import register_kind
+from timecontrol._events import reserve_kind
 from timecontrol._exceptions import LogError
 from timecontrol._log import Log
 
@@ -59,7 +59,7 @@ KINDS: dict[str, str] = {
 }
 
 for _name, _doc in KINDS.items():
-    register_kind(_name, _doc)
+    reserve_kind(_name, _doc)
 
 
 def record(log: Log | None, kind: str, subject: str, payload: dict[str, Any]) -> None:
@@ -75,4 +75,4 @@ def record(log: Log | None, kind: str, subject: str, payload: dict[str, Any]) ->
             return
         log = engine.log
     with contextlib.suppress(LogError):
-        log.append(kind, subject, payload)
+        log._emit(kind, subject, payload)

@@ -340,7 +340,7 @@ class Engine:
         """Cancel a pending intent; True if it was pending. Records ``intent.cancelled``."""
         if not self.schedule.cancel(intent):
             return False
-        self.log.append(
+        self.log._emit(
             "intent.cancelled", intent.subject, {"seq": intent.seq, "action": intent.action}
         )
         return True
@@ -362,7 +362,7 @@ class Engine:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        log.append("engine.started", "", {"pid": os.getpid()})
+        log._emit("engine.started", "", {"pid": os.getpid()})
         _active.append(self)
         try:
             if loop is not None:
@@ -404,7 +404,7 @@ class Engine:
                 for callback in self._on_stop:
                     await callback()
                 log = self.log
-                log.append("engine.stopped", "", {"pending": len(self.schedule)})
+                log._emit("engine.stopped", "", {"pending": len(self.schedule)})
                 await log.aclose()
 
     async def start(self) -> None:
@@ -499,7 +499,7 @@ class Engine:
             # Recorded here, in (due, priority, seq) order, not in the new task: trio starts
             # the tasks of one batch in an arbitrary order.
             if intent.action not in quiet:
-                self.log.append(
+                self.log._emit(
                     "action.started",
                     intent.subject or intent.action,
                     {
@@ -543,14 +543,14 @@ class Engine:
                 with scope:
                     result = await call
                 if scope.cancelled_caught:  # cancelled on its own (`cancel_running`)
-                    self.log.append(
+                    self.log._emit(
                         "action.cancelled",
                         subject,
                         {"seq": seq, "action": action, "duration": clock.monotonic() - t0},
                     )
                     return
         except Exception as exc:
-            self.log.append(
+            self.log._emit(
                 "action.failed",
                 subject,
                 {
@@ -564,7 +564,7 @@ class Engine:
             )
         except BaseException as exc:
             if isinstance(exc, self._cancelled_exc):
-                self.log.append(
+                self.log._emit(
                     "action.cancelled",
                     subject,
                     {"seq": seq, "action": action, "duration": clock.monotonic() - t0},
@@ -577,7 +577,7 @@ class Engine:
             raise
         else:
             if record:
-                self.log.append(
+                self.log._emit(
                     "action.succeeded",
                     subject,
                     {

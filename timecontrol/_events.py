@@ -79,6 +79,7 @@ class EventKind(msgspec.Struct, frozen=True):
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _kinds: dict[str, EventKind] = {}
 _kind_names: set[str] = set()  # a plain set: the hot path checks membership only
+_reserved: set[str] = set()  # the library's own kinds: users may read them, not write them
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
@@ -102,6 +103,20 @@ def register_kind(name: str, description: str) -> EventKind:
         _kinds[name] = kind
         _kind_names.add(name)
     return kind
+
+
+def reserve_kind(name: str, description: str) -> EventKind:
+    """Register one of timecontrol's own kinds: only the library writes it (`Log.append`,
+    the public door, refuses it), so that no user event can pose as a record the library
+    reads back (a fake ``job.started`` would make a store's recovery lie)."""
+    kind = register_kind(name, description)
+    _reserved.add(name)
+    return kind
+
+
+def is_reserved(kind: str) -> bool:
+    """True if `kind` is one of timecontrol's own record kinds (see `reserve_kind`)."""
+    return kind in _reserved
 
 
 def known_kinds() -> dict[str, EventKind]:
@@ -208,6 +223,6 @@ for _name, _doc in (
     ("action.succeeded", "a coroutine returned; payload: result, duration"),
     ("action.failed", "a coroutine raised; payload: error type, message, traceback"),
     ("action.cancelled", "a running coroutine was cancelled (engine stop or panic)"),
-    ("log.note", "a free-form note written by the user"),
 ):
-    register_kind(_name, _doc)
+    reserve_kind(_name, _doc)
+register_kind("log.note", "a free-form note written by the user")

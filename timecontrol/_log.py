@@ -22,9 +22,9 @@ import anyio
 import msgspec
 
 from ._clock import Clock, current_clock, to_timestamp
-from ._events import Event, check_kind, normalize_payload
+from ._events import Event, check_kind, is_reserved, normalize_payload
 from ._events import _kind_names as _KINDS
-from ._exceptions import EventPayloadError, LogError
+from ._exceptions import EventKindError, EventPayloadError, LogError
 
 __all__ = ["Log", "LogSink", "Subscription"]
 
@@ -255,14 +255,27 @@ class Log:
         return self._ring.maxlen or 0
 
     def append(self, kind: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:
-        """Record an event now and return it. Never blocks; call it from the loop's thread.
+        """Record an event now and return it. Call it from the loop's thread.
 
-        Raises `EventKindError` for an unregistered kind and `EventPayloadError` for a payload
+        For your own kinds (`register_kind`) and ``log.note``: timecontrol's own record kinds
+        (``job.*``, ``engine.*``, ``plan.*``, ...) are written by the library only, and
+        appending one raises `EventKindError` (nothing is recorded). Raises `EventKindError`
+        for an unregistered kind and `EventPayloadError` for a payload
         that is not JSON or a subject that is not a str; in each case nothing is recorded. The
         event carries the payload as JSON reads it back (see `normalize_payload`: a tuple
         becomes a list, NaN None, ...), so that `recent`, `query` and the durable sink all
         return the same event.
         """
+        if is_reserved(kind):
+            raise EventKindError(
+                f"event kind {kind!r} is one of timecontrol's own records and is written by the "
+                "library only; register a kind of your own (timecontrol.register_kind, e.g. "
+                "'mylab.sample') or use 'log.note'"
+            )
+        return self._emit(kind, subject, payload)
+
+    def _emit(self, kind: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:
+        """`append` for the library's own kinds (reserved ones included)."""
         if self._closed:
             raise LogError("this Log is closed; events can no longer be appended")
         if kind not in _KINDS:

@@ -34,11 +34,11 @@ async def test_append_stamps_seq_mono_and_wall_from_the_clock(
     log = Log()
     assert log.clock is virtual_clock  # the current clock, picked up without being told
     assert log.last_seq == 0
-    first = log.append("log.note", "job-1", {"text": "start"})
+    first = log._emit("log.note", "job-1", {"text": "start"})
     await anyio.sleep(90.5)  # virtual time
-    second = log.append("action.started", "job-1")
+    second = log._emit("action.started", "job-1")
     await anyio.sleep(3600)  # virtual time
-    third = log.append("log.note")
+    third = log._emit("log.note")
     assert first == Event(1, 0.0, T0, "log.note", "job-1", {"text": "start"})
     assert second == Event(2, 90.5, T0 + 90.5, "action.started", "job-1", {})
     assert third == Event(3, 3690.5, T0 + 3690.5, "log.note", "", {})
@@ -56,7 +56,7 @@ async def test_append_uses_an_explicit_clock_and_follows_wall_steps() -> None:
     assert log.clock is clock
     await anyio.sleep(10)  # virtual time
     clock.step_wall(-3600)
-    event = log.append("log.note")
+    event = log._emit("log.note")
     assert (event.mono, event.wall) == (10.0, T0 + 10 - 3600)
 
 
@@ -65,7 +65,7 @@ async def test_ring_keeps_the_newest_events() -> None:
     log = Log(ring_size=3)
     assert log.ring_size == 3
     for i in range(5):
-        log.append("log.note", "", {"i": i})
+        log._emit("log.note", "", {"i": i})
     assert [e.seq for e in log.recent()] == [3, 4, 5]
     assert [e.payload["i"] for e in log.recent()] == [2, 3, 4]
     assert len(log) == 3
@@ -82,9 +82,9 @@ def test_ring_size_must_be_a_positive_int(size: object) -> None:
 @pytest.mark.timecontrol
 async def test_closed_log_refuses_appends() -> None:
     async with Log() as log:
-        log.append("log.note")
+        log._emit("log.note")
     with pytest.raises(LogError, match="this Log is closed"):
-        log.append("log.note")
+        log._emit("log.note")
     assert log.last_seq == 1
     await log.aclose()  # idempotent
 
@@ -95,7 +95,7 @@ async def test_closed_log_refuses_appends() -> None:
 @pytest.mark.timecontrol
 async def test_subscribe_filters_by_kind_and_subject() -> None:
     log = Log()
-    log.append("log.note", "a")  # before anyone subscribed: not delivered
+    log._emit("log.note", "a")  # before anyone subscribed: not delivered
     everything = log.subscribe()
     notes = log.subscribe("log.note")
     subject_a = log.subscribe(subjects="a")
@@ -115,12 +115,12 @@ async def test_subscribe_filters_by_kind_and_subject() -> None:
         ):
             tg.start_soon(consume, name, sub)
         await anyio.sleep(1)  # virtual time
-        log.append("log.note", "b")  # 2
-        log.append("action.started", "a")  # 3
+        log._emit("log.note", "b")  # 2
+        log._emit("action.started", "a")  # 3
         await anyio.sleep(1)  # virtual time
-        log.append("action.failed", "c")  # 4
-        log.append("action.failed", "b")  # 5
-        log.append("log.note", "a")  # 6
+        log._emit("action.failed", "c")  # 4
+        log._emit("action.failed", "b")  # 5
+        log._emit("log.note", "a")  # 6
         await anyio.sleep(1)  # virtual time
         await log.aclose()  # ends every subscription: the consumers finish
     assert received == {
@@ -144,13 +144,13 @@ async def test_subscription_get_waits_for_the_next_event() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(reader)
             await anyio.sleep(5)  # virtual time
-            log.append("engine.started")  # filtered out: the reader keeps waiting
+            log._emit("engine.started")  # filtered out: the reader keeps waiting
             await anyio.sleep(5)  # virtual time
-            log.append("log.note")
+            log._emit("log.note")
     assert got == [(2, 10.0)]
     assert sub.get_nowait() is None
     # Leaving the `async with` unsubscribed it.
-    log.append("log.note")
+    log._emit("log.note")
     assert sub.pending() == 0
     with pytest.raises(StopAsyncIteration):
         await sub.get()
@@ -160,10 +160,10 @@ async def test_subscription_get_waits_for_the_next_event() -> None:
 async def test_closed_subscription_drains_what_it_has() -> None:
     log = Log()
     sub = log.subscribe()
-    log.append("log.note", "", {"n": 1})
-    log.append("log.note", "", {"n": 2})
+    log._emit("log.note", "", {"n": 1})
+    log._emit("log.note", "", {"n": 2})
     sub.close()
-    log.append("log.note", "", {"n": 3})
+    log._emit("log.note", "", {"n": 3})
     assert [e.payload["n"] async for e in sub] == [1, 2]
 
 
@@ -173,7 +173,7 @@ async def test_slow_subscriber_drops_the_oldest_and_counts_them() -> None:
     sub = log.subscribe(buffer=3)
     fast = log.subscribe()
     for i in range(10):
-        log.append("log.note", "", {"i": i})
+        log._emit("log.note", "", {"i": i})
     assert sub.dropped == 7
     assert sub.pending() == 3
     assert [sub.get_nowait().payload["i"] for _ in range(3)] == [7, 8, 9]  # type: ignore[union-attr]
@@ -188,7 +188,7 @@ async def test_subscribe_validates_its_filters() -> None:
         log.subscribe("log.nope")
     with pytest.raises(LogError, match="buffer must be a positive int"):
         log.subscribe(buffer=0)
-    log.append("log.note")  # no half-made subscriber is left behind to receive it
+    log._emit("log.note")  # no half-made subscriber is left behind to receive it
     assert log._subscribers == []
 
 
@@ -196,7 +196,7 @@ async def test_subscribe_validates_its_filters() -> None:
 async def test_subscribing_to_a_closed_log_ends_at_once() -> None:
     """Regression: the subscription was never closed, so `async for` waited forever."""
     log = Log()
-    log.append("log.note")
+    log._emit("log.note")
     await log.aclose()
     with anyio.fail_after(1):  # virtual seconds: a hang would jump straight to the timeout
         assert [e async for e in log.subscribe()] == []
@@ -217,7 +217,7 @@ async def _history(log: Log) -> list[Event]:
     ]
     out = []
     for kind, subject in plan:
-        out.append(log.append(kind, subject))
+        out.append(log._emit(kind, subject))
         await anyio.sleep(60)  # virtual time
     return out
 
@@ -248,7 +248,7 @@ async def test_recent_filters_limits_and_orders() -> None:
 @pytest.mark.timecontrol
 async def test_recent_rejects_bad_arguments() -> None:
     log = Log()
-    log.append("log.note")
+    log._emit("log.note")
     with pytest.raises(NaiveDatetimeError, match="since 2026-03-29T00:00:00 is naive"):
         log.recent(since=datetime(2026, 3, 29))
     with pytest.raises(EventKindError, match=r"'log\.typo'"):
@@ -303,7 +303,7 @@ async def test_query_without_a_sink_equals_recent() -> None:
 async def test_purge_without_a_sink_trims_the_ring() -> None:
     log = Log()
     for _ in range(10):
-        log.append("log.note")
+        log._emit("log.note")
         await anyio.sleep(86_400)  # virtual time
     # now = day 10; events at days 0..9; keep the last 3 days (days 7, 8, 9)
     assert await log.purge(timedelta(days=3)) == 0  # nothing durable to count
@@ -321,12 +321,12 @@ async def test_purge_applies_to_the_whole_ring_after_a_backwards_step(
     """Regression: purge only trimmed a prefix, so after a wall step backwards old events
     behind a newer one stayed in memory while the sink deleted them."""
     log = Log()
-    log.append("log.note", "", {"n": 1})  # wall T
+    log._emit("log.note", "", {"n": 1})  # wall T
     await anyio.sleep(3600)  # virtual time
     virtual_clock.step_wall(-7200)
-    log.append("log.note", "", {"n": 2})  # wall T - 1 h
+    log._emit("log.note", "", {"n": 2})  # wall T - 1 h
     await anyio.sleep(7200)  # virtual time
-    log.append("log.note", "", {"n": 3})  # wall T + 1 h
+    log._emit("log.note", "", {"n": 3})  # wall T + 1 h
     # now is T + 1 h: purge what is older than 30 min, i.e. before T + 30 min
     await log.purge(timedelta(minutes=30))
     assert [e.payload["n"] for e in log.recent()] == [3]

@@ -85,7 +85,7 @@ def test_events_read_back_from_sqlite_exactly(
             originals = []
             for kind, subject, payload, delay in items:
                 await anyio.sleep(delay)
-                originals.append(log.append(kind, subject, payload))
+                originals.append(log._emit(kind, subject, payload))
             queried = await log.query()
             newest = await log.query(newest_first=True)
             await log.aclose()
@@ -146,7 +146,7 @@ def test_queries_over_sqlite_agree_with_the_ring(
             log = Log(sink=SQLiteLog(path))
             for kind, subject, delay in items:
                 await anyio.sleep(delay)
-                log.append(kind, subject)
+                log._emit(kind, subject)
             for drawn in queries:
                 query = dict(drawn)
                 for bound in ("since", "until"):
@@ -166,7 +166,7 @@ async def test_read_events_filters_like_the_log(tmp_path: Path) -> None:
     for i, (kind, subject) in enumerate(
         [("log.note", "a"), ("action.started", "b"), ("log.note", "b"), ("action.failed", "a")]
     ):
-        e.append(log.append(kind, subject, {"i": i}))
+        e.append(log._emit(kind, subject, {"i": i}))
         await anyio.sleep(60)  # virtual time
     await log.aclose()
     t0 = START.timestamp()
@@ -186,7 +186,7 @@ def _make_log_file(path: Path, events: int = 3) -> None:
     async def main() -> None:
         async with Log(sink=SQLiteLog(path)) as log:
             for i in range(events):
-                log.append("log.note", "", {"i": i})
+                log._emit("log.note", "", {"i": i})
 
     run(main)
 
@@ -338,7 +338,7 @@ async def test_retention_purges_old_events_from_file_and_ring(tmp_path: Path) ->
     path = tmp_path / "log.sqlite"
     log = Log(sink=SQLiteLog(path))
     for day in range(10):
-        log.append("log.note", "", {"day": day})
+        log._emit("log.note", "", {"day": day})
         await anyio.sleep(86_400)  # virtual time
     # Now: day 10. Keep 3 days: the events of days 7, 8 and 9.
     assert await log.purge(timedelta(days=3)) == 7
@@ -354,12 +354,12 @@ async def test_seq_continues_after_reopening(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     async with Log(sink=SQLiteLog(path)) as log:
         for _ in range(5):
-            log.append("log.note")
+            log._emit("log.note")
     sink = SQLiteLog(path)
     assert sink.last_seq() == sink.durable_seq == 5
     async with Log(sink=sink) as log:
         assert log.last_seq == 5
-        assert log.append("log.note").seq == 6
+        assert log._emit("log.note").seq == 6
     assert [e.seq for e in read_events(path)] == [1, 2, 3, 4, 5, 6]
 
 
@@ -369,16 +369,16 @@ async def test_seq_is_never_reused_after_purging_everything(tmp_path: Path) -> N
     path = tmp_path / "log.sqlite"
     async with Log(sink=SQLiteLog(path)) as log:
         for _ in range(4):
-            log.append("log.note")
+            log._emit("log.note")
         await anyio.sleep(10)  # virtual time
         assert await log.purge(0) == 4
     async with Log(sink=SQLiteLog(path)) as log:
         assert log.last_seq == 4
-        assert log.append("log.note").seq == 5
+        assert log._emit("log.note").seq == 5
         await anyio.sleep(10)  # virtual time
         assert await log.purge(0) == 1
     async with Log(sink=SQLiteLog(path)) as log:
-        assert log.append("log.note").seq == 6
+        assert log._emit("log.note").seq == 6
     assert [e.seq for e in read_events(path)] == [6]
 
 
@@ -388,7 +388,7 @@ async def test_clean_close_flushes_everything(tmp_path: Path) -> None:
     # Nothing would be committed for a minute or 10,000 events: only closing writes them.
     sink = SQLiteLog(path, batch_size=10_000, flush_interval=60)
     log = Log(sink=sink)
-    appended = [log.append("log.note", "", {"i": i}) for i in range(500)]
+    appended = [log._emit("log.note", "", {"i": i}) for i in range(500)]
     await log.aclose()
     assert sink.durable_seq == 500
     assert read_events(path) == appended
@@ -403,7 +403,7 @@ def test_synchronous_close_flushes_too(tmp_path: Path) -> None:
     async def main() -> None:
         log = Log(sink=sink)
         for i in range(10):
-            log.append("log.note", "", {"i": i})
+            log._emit("log.note", "", {"i": i})
 
     run(main)
     sink.close()
@@ -416,7 +416,7 @@ async def test_flush_makes_events_durable(tmp_path: Path) -> None:
     sink = SQLiteLog(path, batch_size=10_000, flush_interval=60)
     log = Log(sink=sink)
     for _ in range(3):
-        log.append("log.note")
+        log._emit("log.note")
     assert sink.durable_seq == 0
     await log.flush()
     assert sink.durable_seq == 3
@@ -432,7 +432,7 @@ async def test_a_closed_sink_refuses_work_instead_of_hanging(
     and waited for it forever."""
     sink = SQLiteLog(tmp_path / "log.sqlite")
     log = Log(sink=sink)
-    log.append("log.note")
+    log._emit("log.note")
     await log.aclose()
     with pytest.raises(StoreError, match="is closed"):
         await sink.purge(0)
@@ -450,9 +450,9 @@ async def test_flushing_events_written_after_close_is_an_error(tmp_path: Path) -
     path = tmp_path / "log.sqlite"
     sink = SQLiteLog(path)
     log = Log(sink=sink)
-    log.append("log.note")
+    log._emit("log.note")
     await sink.aclose()
-    log.append("log.note")  # the Log does not know its sink was closed under it
+    log._emit("log.note")  # the Log does not know its sink was closed under it
     with pytest.raises(StoreError, match="written after it closed"):
         await log.flush()
     assert [e.seq for e in read_events(path)] == [1]
@@ -465,11 +465,11 @@ async def test_a_subject_that_sqlite_cannot_store_is_refused_up_front(tmp_path: 
     path = tmp_path / "log.sqlite"
     log = Log(sink=SQLiteLog(path))
     with pytest.raises(EventPayloadError, match="is not valid Unicode text"):
-        log.append("log.note", "job-\ud800")
+        log._emit("log.note", "job-\ud800")
     with pytest.raises(EventPayloadError, match=r"must be a str .* got 5 \(int\)"):
-        log.append("log.note", 5)  # type: ignore[arg-type]
+        log._emit("log.note", 5)  # type: ignore[arg-type]
     assert log.last_seq == 0
-    kept = log.append("log.note", "jöb-✓")
+    kept = log._emit("log.note", "jöb-✓")
     await log.aclose()
     assert read_events(path) == [kept]
 
@@ -492,12 +492,12 @@ _WRITER = textwrap.dedent(
         while True:
             for _ in range(50):
                 i += 1
-                log.append("log.note", f"s{i % 7}", {"i": i, "pad": "x" * (i % 97)})
+                log._emit("log.note", f"s{i % 7}", {"i": i, "pad": "x" * (i % 97)})
             await log.flush()
             print(sink.durable_seq, flush=True)  # everything up to here is durable
             for _ in range(200):  # and keep writing: the kill lands mid-stream
                 i += 1
-                log.append("log.note", "", {"i": i})
+                log._emit("log.note", "", {"i": i})
                 await asyncio.sleep(0)
 
 
@@ -557,7 +557,7 @@ def test_kill_9_loses_at_most_the_unflushed_tail(tmp_path: Path) -> None:
 
     async def resume() -> int:
         async with Log(sink=SQLiteLog(path)) as log:
-            return log.append("log.note").seq
+            return log._emit("log.note").seq
 
     assert run(resume) == n + 1
     assert [e.seq for e in read_events(path, after_seq=n - 1)] == [n, n + 1]

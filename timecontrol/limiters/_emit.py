@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._engine import current_engine
-from .._events import register_kind
+from .._events import reserve_kind
 from .._exceptions import LogError
 from .._log import Log
 
@@ -40,7 +40,7 @@ KINDS: dict[str, str] = {
 }
 
 for _name, _doc in KINDS.items():
-    register_kind(_name, _doc)
+    reserve_kind(_name, _doc)
 
 
 def emit(log: Log | None, kind: str, subject: str, payload: dict[str, Any]) -> bool:
@@ -55,7 +55,7 @@ def emit(log: Log | None, kind: str, subject: str, payload: dict[str, Any]) -> b
             return False
         log = engine.log
     try:
-        log.append(kind, subject, payload)
+        log._emit(kind, subject, payload)
     except LogError:
         return False
     return True

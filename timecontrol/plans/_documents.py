@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .._events import register_kind
+from .._events import reserve_kind
 from ._errors import IllegalMessageSequence
 
 __all__ = ["DOCUMENT_NAMES", "OpenRun", "new_uid"]
@@ -25,7 +25,7 @@ for _name, _doc in (
     ("run.event", "a reading was saved; payload: the event document (seq_num, data, ...)"),
     ("run.stop", "a run ended; payload: the run stop document (exit_status, reason, ...)"),
 ):
-    register_kind(_name, _doc)
+    reserve_kind(_name, _doc)
 
 
 def new_uid() -> str:

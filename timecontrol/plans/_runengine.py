@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 import anyio
 import msgspec
 
-from .._events import Event, register_kind
+from .._events import Event, reserve_kind
 from .._exceptions import EngineStateError, EventPayloadError
 from ._devices import await_status, maybe_await
 from ._documents import DOCUMENT_NAMES, OpenRun, new_uid
@@ -93,7 +93,7 @@ for _name, _doc in (
     ("plan.suspended", "a suspender suspended the plan; payload: suspender, justification"),
     ("plan.cleanup_failed", "a clean-up step failed; payload: device, step, error"),
 ):
-    register_kind(_name, _doc)
+    reserve_kind(_name, _doc)
 
 # Requests, weakest first: a stronger request replaces a weaker pending one.
 _NONE: Final = 0
@@ -420,12 +420,12 @@ class RunEngine:
         """Append an event, after the messages processed so far (so the Log stays causal)."""
         if self._batch:
             self._flush_msgs()
-        self.engine.log.append(kind, subject, payload)
+        self.engine.log._emit(kind, subject, payload)
 
     def _flush_msgs(self) -> None:
         payload = {"command": self._batch, "obj": self._batch_obj, "replay": self._batch_replay}
         self._batch, self._batch_obj = [], []
-        self.engine.log.append("plan.msgs", self._plan_uid, payload)
+        self.engine.log._emit("plan.msgs", self._plan_uid, payload)
 
     def _set_state(self, new: RunState, *, force: bool = False, **info: Any) -> None:
         old = self._state

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from .._events import Event, register_kind
+from .._events import Event, reserve_kind
 
 __all__ = [
     "ALARM_STATUSES",
@@ -82,7 +82,7 @@ for _kind, _doc in (
     ("scheduler.alarm_failed", "a failure handler raised; the scheduler carried on"),
     ("scheduler.purged", "old execution records were deleted (retention)"),
 ):
-    register_kind(_kind, _doc)
+    reserve_kind(_kind, _doc)
 
 #: Kinds that carry an execution record.
 RECORD_KINDS: Final[frozenset[str]] = frozenset(STATUS_OF_KIND)

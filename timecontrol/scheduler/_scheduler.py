@@ -848,7 +848,7 @@ class Scheduler:
     # -- records ------------------------------------------------------------------------------
 
     def _record_plain(self, st: _State, kind: str, payload: dict[str, Any]) -> Event:
-        return self.log.append(kind, st.job.id, payload)
+        return self.log._emit(kind, st.job.id, payload)
 
     def _record(
         self,
@@ -872,7 +872,7 @@ class Scheduler:
             else:
                 event = log._append_plain(KIND_OF_STATUS[status], st.job.id, payload, at[0], at[1])
         else:
-            event = log.append(KIND_OF_STATUS[status], st.job.id, payload)
+            event = log._emit(KIND_OF_STATUS[status], st.job.id, payload)
         if self._alarms or self._waiters:
             self._dispatch_record(st, status, event, inline_async)
         return event
@@ -915,7 +915,7 @@ class Scheduler:
                     await outcome
             except Exception as exc:
                 # A broken handler must never stop the scheduler: record it and go on.
-                self.log.append(
+                self.log._emit(
                     "scheduler.alarm_failed",
                     job.id,
                     {
@@ -1004,7 +1004,7 @@ class Scheduler:
         if job.enabled and not st.needs_first:
             self._set_next(st, st.next)
         if now is not None:
-            self.log.append("job.added", job.id, {"spec": job.to_json(), "next": st.next})
+            self.log._emit("job.added", job.id, {"spec": job.to_json(), "next": st.next})
             self._put(st, now)
             self._push(st)
         else:
@@ -1073,7 +1073,7 @@ class Scheduler:
                     self._set_next(st, st.next)
         if now is not None and changes:
             shown = {k: (v.to_json() if k == "trigger" else v) for k, v in changes.items()}
-            self.log.append("job.updated", job_id, {"changes": jsonable(shown), "next": st.next})
+            self.log._emit("job.updated", job_id, {"changes": jsonable(shown), "next": st.next})
             self._put(st, now)
             self._push(st)
         if enable is True:
@@ -1092,7 +1092,7 @@ class Scheduler:
         if self._store is not None:
             self._store.delete_job(job_id)
         if self._now_or(None) is not None:
-            self.log.append("job.removed", job_id, {})
+            self.log._emit("job.removed", job_id, {})
         return st.job
 
     def get_job(self, job_id: str) -> Job:
@@ -1146,7 +1146,7 @@ class Scheduler:
         st.job = msgspec.structs.replace(st.job, enabled=False)
         now = self._now_or(None)
         if now is not None:
-            self.log.append("job.paused", job_id, {"next": st.next})
+            self.log._emit("job.paused", job_id, {"next": st.next})
             self._put(st, now)
             self._push(st)
         return st.job
@@ -1175,7 +1175,7 @@ class Scheduler:
                 },
             )
         self._set_next(st, nxt)
-        self.log.append("job.resumed", job_id, {"next": nxt})
+        self.log._emit("job.resumed", job_id, {"next": nxt})
         self._put(st, now)
         self._push(st)
         return st.job
@@ -1209,14 +1209,14 @@ class Scheduler:
         """
         if not self._paused:
             self._paused = True
-            self.log.append("scheduler.paused", "scheduler", {})
+            self.log._emit("scheduler.paused", "scheduler", {})
 
     def resume(self) -> None:
         """Resume the scheduler; fire times due meanwhile follow their misfire policies."""
         if not self._paused:
             return
         self._paused = False
-        self.log.append("scheduler.resumed", "scheduler", {"parked": len(self._parked)})
+        self.log._emit("scheduler.resumed", "scheduler", {"parked": len(self._parked)})
         parked, self._parked = self._parked, set()
         for job_id in sorted(parked):
             st = self._jobs.get(job_id)
@@ -1348,7 +1348,7 @@ class Scheduler:
         before = self.clock.time() - seconds
         await self._store.flush()
         count = await self._store.purge(before, RECORD_KINDS | {"job.started", "job.queued"})
-        self.log.append("scheduler.purged", "scheduler", {"before": before, "deleted": count})
+        self.log._emit("scheduler.purged", "scheduler", {"before": before, "deleted": count})
         return count
 
     # -- lifecycle ----------------------------------------------------------------------------
