@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from _common import Result, per_call_us, result, runs_note
 
-from timecontrol import Intent, Schedule
+from timecontrol._schedule import Intent, Schedule
 
 PENDING = 100_000
 BASE = 1_767_225_600.0  # 2026-01-01T00:00Z

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from timecontrol._engine import current_engine
+from timecontrol._dispatch import current_log
 from timecontrol._events import reserve_kind
 from timecontrol._exceptions import LogError
 from timecontrol._log import Log
@@ -70,9 +70,8 @@ def record(log: Log | None, kind: str, subject: str, payload: dict[str, Any]) ->
     fault, so it never turns a command's outcome into a `LogError`.
     """
     if log is None:
-        engine = current_engine()
-        if engine is None:
+        log = current_log()
+        if log is None:
             return
-        log = engine.log
     with contextlib.suppress(LogError):
         log._emit(kind, subject, payload)

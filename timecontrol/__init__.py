@@ -4,84 +4,31 @@ Async instrument coroutines run at time points, on cron and calendar schedules, 
 than an instrument allows and no less often than a watchdog demands, inside an engine that can
 pause, resume and panic; everything that happens is an immutable event in the Log.
 
-The public face is this module (plus `timecontrol.testing`, `timecontrol.stores` and
-`timecontrol.drivers`); everything else is private.
+This module holds what users type. Every exception is in `timecontrol.errors`, the extension
+contracts in `timecontrol.abc`, and each part's full surface in its own package
+(`timecontrol.triggers`, `.scheduler`, `.limiters`, `.plans`, `.stores`, `.testing`, `.drivers`).
 """
 
 from __future__ import annotations
 
-import importlib
-
-from ._clock import Clock, SystemClock, current_clock, ensure_aware, use_clock
-from ._engine import Action, Engine, current_engine, jsonable
-from ._events import EVENT_SCHEMA_VERSION, Event, EventKind, known_kinds, register_kind
-from ._exceptions import (
-    ClockError,
-    EngineStateError,
-    EventKindError,
-    EventPayloadError,
-    LogError,
-    NaiveDatetimeError,
-    StoreError,
-    StoreVersionError,
-    TimeControlError,
-    UnknownActionError,
-)
-from ._log import Log, LogSink, Subscription
-from ._schedule import Intent, Schedule
-from .limiters import (
-    Command,
-    CommandStatistics,
-    Control,
-    ControlStatistics,
-    LimiterConfigError,
-    LimiterError,
-    NotAsyncError,
-    OverTimeLimit,
-    SafetyActionError,
-    Trip,
-    UnderTimeLimit,
-    WatchdogStateError,
-    command,
-    guarded_by,
-    limited_by,
-    limiter_of,
-    watchdog_of,
-)
-from .plans import (
-    IllegalMessageSequence,
-    Msg,
-    PauseHeldError,
-    RequestAbort,
-    RequestStop,
-    RunEngine,
-    RunResult,
-    RunState,
-    StatusFailed,
-    UnknownCommandError,
-)
+from . import abc, errors
+from ._clock import Clock, SystemClock, current_clock
+from ._engine import Engine, current_engine
+from ._events import Event, register_kind
+from ._exceptions import EngineStateError, StoreError, TimeControlError
+from ._log import Log
+from .limiters import Command, Control, OverTimeLimit, command, guarded_by, limited_by
+from .plans import Msg, RunEngine, RunResult, RunState, StatusFailed
 from .scheduler import (
     DuplicateJobError,
     ExecutionRecord,
     Job,
-    JobArgumentsError,
     JobNotFoundError,
-    JobSpecError,
     JobStats,
-    PolicyError,
     Scheduler,
-    SchedulerError,
-    SchedulerLockedError,
-    SchedulerStats,
 )
 from .triggers import (
-    CronSyntaxError,
-    IntervalError,
-    TimePointError,
     Trigger,
-    TriggerError,
-    UnknownTimeZoneError,
-    WindowError,
     cron,
     daily,
     intersection,
@@ -94,97 +41,49 @@ from .triggers import (
     weekly,
 )
 
-__version__ = "0.1.0"
-
-# The instruments' event kinds, so that any Log holding them reads back wherever timecontrol
-# is imported (`timecontrol.drivers` is installed from the top-level drivers/ folder).
-importlib.import_module("timecontrol.drivers._events")
+__version__ = "0.2.0"
 
 __all__ = [
-    "EVENT_SCHEMA_VERSION",
-    "Action",
     "Clock",
-    "ClockError",
     "Command",
-    "CommandStatistics",
     "Control",
-    "ControlStatistics",
-    "CronSyntaxError",
     "DuplicateJobError",
     "Engine",
     "EngineStateError",
     "Event",
-    "EventKind",
-    "EventKindError",
-    "EventPayloadError",
     "ExecutionRecord",
-    "IllegalMessageSequence",
-    "Intent",
-    "IntervalError",
     "Job",
-    "JobArgumentsError",
     "JobNotFoundError",
-    "JobSpecError",
     "JobStats",
-    "LimiterConfigError",
-    "LimiterError",
     "Log",
-    "LogError",
-    "LogSink",
     "Msg",
-    "NaiveDatetimeError",
-    "NotAsyncError",
     "OverTimeLimit",
-    "PauseHeldError",
-    "PolicyError",
-    "RequestAbort",
-    "RequestStop",
     "RunEngine",
     "RunResult",
     "RunState",
-    "SafetyActionError",
-    "Schedule",
     "Scheduler",
-    "SchedulerError",
-    "SchedulerLockedError",
-    "SchedulerStats",
     "StatusFailed",
     "StoreError",
-    "StoreVersionError",
-    "Subscription",
     "SystemClock",
     "TimeControlError",
-    "TimePointError",
     "Trigger",
-    "TriggerError",
-    "Trip",
-    "UnderTimeLimit",
-    "UnknownActionError",
-    "UnknownCommandError",
-    "UnknownTimeZoneError",
-    "WatchdogStateError",
-    "WindowError",
     "__version__",
+    "abc",
     "command",
     "cron",
     "current_clock",
     "current_engine",
     "daily",
-    "ensure_aware",
+    "errors",
     "guarded_by",
     "intersection",
     "interval",
-    "jsonable",
-    "known_kinds",
     "limited_by",
-    "limiter_of",
     "monthly",
     "once",
     "register_kind",
     "timepoints",
     "trigger_from_json",
     "union",
-    "use_clock",
-    "watchdog_of",
     "weekly",
 ]

@@ -10,17 +10,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import anyio
 import pytest
 
-from timecontrol import (
-    Clock,
-    ClockError,
-    NaiveDatetimeError,
-    SystemClock,
-    TimeControlError,
-    current_clock,
-    ensure_aware,
-    use_clock,
-)
-from timecontrol._clock import reset_clock, to_timestamp
+from timecontrol import Clock, SystemClock, TimeControlError, current_clock
+from timecontrol._clock import ensure_aware, reset_clock, to_timestamp, use_clock
+from timecontrol.errors import ClockError, NaiveDatetimeError
 from timecontrol.testing import VirtualClock
 
 START = datetime(2026, 3, 29, 0, 30, tzinfo=timezone(timedelta(hours=1)))

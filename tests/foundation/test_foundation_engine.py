@@ -11,17 +11,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from timecontrol import (
-    Engine,
-    EngineStateError,
-    Event,
-    EventPayloadError,
-    NaiveDatetimeError,
-    TimeControlError,
-    UnknownActionError,
-    current_engine,
-    jsonable,
-)
+from timecontrol import Engine, EngineStateError, Event, TimeControlError, current_engine
+from timecontrol._dispatch import jsonable
+from timecontrol.errors import EventPayloadError, NaiveDatetimeError, UnknownActionError
 from timecontrol.stores import SQLiteLog, read_events
 from timecontrol.testing import VirtualClock
 

@@ -12,25 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timecontrol import (
-    EVENT_SCHEMA_VERSION,
-    Event,
-    EventKind,
-    EventKindError,
-    EventPayloadError,
-    Log,
-    TimeControlError,
-    known_kinds,
-    register_kind,
-)
+from timecontrol import Event, Log, TimeControlError, register_kind
 from timecontrol._events import (
+    EVENT_SCHEMA_VERSION,
+    EventKind,
     check_kind,
     decode_event,
     encode_event,
     encode_payload,
     event_from_row,
+    known_kinds,
     normalize_payload,
 )
+from timecontrol.errors import EventKindError, EventPayloadError
 from timecontrol.testing import run
 
 FOUNDATION_KINDS = [

@@ -8,15 +8,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from timecontrol import (
-    Event,
-    EventKindError,
-    Log,
-    LogError,
-    LogSink,
-    NaiveDatetimeError,
-    current_clock,
-)
+from timecontrol import Event, Log, current_clock
+from timecontrol.abc import LogSink
+from timecontrol.errors import EventKindError, LogError, NaiveDatetimeError
 from timecontrol.stores import SQLiteLog
 from timecontrol.testing import VirtualClock
 

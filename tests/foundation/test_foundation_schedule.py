@@ -17,7 +17,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from timecontrol import Intent, NaiveDatetimeError, Schedule
+from timecontrol._schedule import Intent, Schedule
+from timecontrol.errors import NaiveDatetimeError
 
 # Few distinct due times and priorities, so that ties (the interesting part) are common.
 dues = st.sampled_from([0.0, 1.0, 1.5, 2.0, 1774740600.0]) | st.floats(

@@ -18,14 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from timecontrol import (
-    Event,
-    EventKindError,
-    EventPayloadError,
-    Log,
-    StoreError,
-    StoreVersionError,
-)
+from timecontrol import Event, Log, StoreError
+from timecontrol.errors import EventKindError, EventPayloadError, StoreVersionError
 from timecontrol.stores import SCHEMA_VERSION, SQLiteLog, read_events
 from timecontrol.testing import run
 

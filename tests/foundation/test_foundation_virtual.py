@@ -11,7 +11,8 @@ import anyio
 import pytest
 import sniffio
 
-from timecontrol import ClockError, NaiveDatetimeError, SystemClock, current_clock
+from timecontrol import SystemClock, current_clock
+from timecontrol.errors import ClockError, NaiveDatetimeError
 from timecontrol.testing import DEFAULT_START, VirtualClock, VirtualEventLoop, run
 
 START = datetime(2026, 3, 29, 0, 30, tzinfo=timezone(timedelta(hours=1)))

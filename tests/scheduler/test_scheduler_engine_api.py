@@ -152,5 +152,5 @@ def test_durable_start_commits_the_start_before_the_action_runs(tmp_path: Path) 
         pass
 
     assert stored.get_job("reagent").durable_start  # persisted with the job
-    with pytest.raises(tc.JobSpecError, match="durable_start"):
+    with pytest.raises(tc.errors.JobSpecError, match="durable_start"):
         stored.add_job("dispense", tc.interval(minutes=1), id="x", durable_start="yes")  # type: ignore[arg-type]

@@ -116,7 +116,7 @@ def test_bad_input_leaves_the_store_unchanged(tmp_path: Path) -> None:
         sched.add_job("sample", Every(60.0, t0), id="a")
         await sched.flush()
         before = sorted(sqlite3.connect(path).execute("SELECT id, spec FROM scheduler_jobs"))
-        with pytest.raises(tc.UnknownActionError, match="no action named 'smaple'"):
+        with pytest.raises(tc.errors.UnknownActionError, match="no action named 'smaple'"):
             sched.add_job("smaple", Every(60.0, t0), id="b")
         with pytest.raises(JobArgumentsError, match="not JSON"):
             sched.add_job("sample", Every(60.0, t0), id="b", kwargs={"when": datetime.now(UTC)})
@@ -156,7 +156,7 @@ def test_newer_store_version_is_refused_untouched(tmp_path: Path) -> None:
 
     async def reopen() -> None:
         engine = tc.Engine(store=path)
-        with pytest.raises(tc.StoreVersionError, match="schema version 99"):
+        with pytest.raises(tc.errors.StoreVersionError, match="schema version 99"):
             Scheduler(engine)
         await engine.log.aclose()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._engine import current_engine
+from .._dispatch import current_log
 from .._events import reserve_kind
 from .._exceptions import LogError
 from .._log import Log
@@ -50,10 +50,9 @@ def emit(log: Log | None, kind: str, subject: str, payload: dict[str, Any]) -> b
     an instrument its command.
     """
     if log is None:
-        engine = current_engine()
-        if engine is None:
+        log = current_log()
+        if log is None:
             return False
-        log = engine.log
     try:
         log._emit(kind, subject, payload)
     except LogError:

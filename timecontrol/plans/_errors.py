@@ -11,6 +11,7 @@ from .._exceptions import EngineStateError, TimeControlError
 __all__ = [
     "IllegalMessageSequence",
     "PauseHeldError",
+    "PlanArgumentError",
     "RequestAbort",
     "RequestStop",
     "StatusFailed",
@@ -24,6 +25,15 @@ class UnknownCommandError(TimeControlError, KeyError):
     def __str__(self) -> str:
         # KeyError would quote the whole message; keep it readable.
         return str(self.args[0]) if self.args else ""
+
+
+class PlanArgumentError(TimeControlError, ValueError, TypeError):
+    """A bad argument to the run engine, a message or a device: the message names the value
+    and what is accepted.
+
+    It is also a `ValueError` and a `TypeError`, which is what these errors were before they
+    had a class of their own, so that existing ``except ValueError`` clauses keep working.
+    """
 
 
 class IllegalMessageSequence(TimeControlError):

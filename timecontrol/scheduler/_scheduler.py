@@ -33,7 +33,7 @@ import anyio
 import msgspec
 
 from .._clock import Clock
-from .._engine import Action, jsonable
+from .._dispatch import Action, jsonable
 from .._events import Event
 from .._exceptions import StoreError, TimeControlError, UnknownActionError
 from ..stores._jobs import JobStore, LoadedJobs

@@ -1,0 +1,93 @@
+"""Every exception timecontrol raises, in one place.
+
+All derive from `TimeControlError`; each names the bad value and what is accepted. Catch
+`TimeControlError` to catch them all, or one class for one kind of mistake.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import (
+    ClockError,
+    EngineStateError,
+    EventKindError,
+    EventPayloadError,
+    LogError,
+    NaiveDatetimeError,
+    StoreError,
+    StoreVersionError,
+    TimeControlError,
+    UnknownActionError,
+)
+from .limiters import (
+    LimiterConfigError,
+    LimiterError,
+    NotAsyncError,
+    OverTimeLimit,
+    SafetyActionError,
+    UnderTimeLimit,
+    WatchdogStateError,
+)
+from .plans import (
+    IllegalMessageSequence,
+    PauseHeldError,
+    RequestAbort,
+    RequestStop,
+    StatusFailed,
+    UnknownCommandError,
+)
+from .scheduler import (
+    DuplicateJobError,
+    JobArgumentsError,
+    JobNotFoundError,
+    JobSpecError,
+    PolicyError,
+    SchedulerError,
+    SchedulerLockedError,
+)
+from .triggers import (
+    CronSyntaxError,
+    IntervalError,
+    TimePointError,
+    TriggerError,
+    UnknownTimeZoneError,
+    WindowError,
+)
+
+__all__ = [
+    "ClockError",
+    "CronSyntaxError",
+    "DuplicateJobError",
+    "EngineStateError",
+    "EventKindError",
+    "EventPayloadError",
+    "IllegalMessageSequence",
+    "IntervalError",
+    "JobArgumentsError",
+    "JobNotFoundError",
+    "JobSpecError",
+    "LimiterConfigError",
+    "LimiterError",
+    "LogError",
+    "NaiveDatetimeError",
+    "NotAsyncError",
+    "OverTimeLimit",
+    "PauseHeldError",
+    "PolicyError",
+    "RequestAbort",
+    "RequestStop",
+    "SafetyActionError",
+    "SchedulerError",
+    "SchedulerLockedError",
+    "StatusFailed",
+    "StoreError",
+    "StoreVersionError",
+    "TimeControlError",
+    "TimePointError",
+    "TriggerError",
+    "UnderTimeLimit",
+    "UnknownActionError",
+    "UnknownCommandError",
+    "UnknownTimeZoneError",
+    "WatchdogStateError",
+    "WindowError",
+]
