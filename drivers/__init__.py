@@ -27,21 +27,8 @@ from ._errors import (
     TransportError,
 )
 from ._events import KINDS as EVENT_KINDS
-from ._instrument import (
-    DataKey,
-    Field,
-    Instrument,
-    InstrumentStats,
-    Limiter,
-    LimiterSpec,
-    Reading,
-    SyncProbe,
-    Watchdog,
-    WatchdogSpec,
-    parse_bool,
-    parse_float,
-    parse_int,
-)
+from ._instrument import Instrument
+from ._parsers import parse_bool, parse_float, parse_int
 from ._scpi import (
     BoundMeasurement,
     BoundSetting,
@@ -51,6 +38,17 @@ from ._scpi import (
     Setting,
 )
 from ._transport import StreamTransport, Transport
+from ._types import (
+    DataKey,
+    Field,
+    InstrumentStats,
+    Limiter,
+    LimiterSpec,
+    Reading,
+    SyncProbe,
+    Watchdog,
+    WatchdogSpec,
+)
 from .mock import Delayed, MockTransport
 from .tcp import TcpTransport
 

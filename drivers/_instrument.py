@@ -7,36 +7,29 @@ it drains stale input and confirms with a probe query (`*OPC?` for SCPI, or a un
 the next reply will be the answer to the next question. After a transport error it is marked
 *broken* and reconnects, with backoff, before the next command. Only commands declared
 idempotent are retried automatically; every other failure is raised as a typed error.
+
+The instrument's other parts live beside it: the lock that keeps one command in flight
+(`_lock`), the reply parsers (`_parsers`), the fault paths and recovery (`_recovery`), the
+run-engine device protocol (`_device`) and the shared types and protocols (`_types`).
 """
 
 from __future__ import annotations
 
-import abc
-import asyncio
 import inspect
 import math
-import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import (
-    Any,
-    ClassVar,
-    NamedTuple,
-    Protocol,
-    Self,
-    TypedDict,
-    TypeVar,
-    runtime_checkable,
-)
+from typing import Any, ClassVar, NoReturn, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 
-from timecontrol._clock import current_clock
 from timecontrol._log import Log
+from timecontrol.limiters import WatchdogStateError
 
+from ._device import Device
 from ._errors import (
     AddressError,
     CommandError,
@@ -46,117 +39,23 @@ from ._errors import (
     ReplyParseError,
     TransportError,
 )
-from ._events import record
+from ._lock import TaskLock
+from ._parsers import has_undecodable, parse_bool, parse_float, parse_int, parse_str
+from ._recovery import Recovery
 from ._transport import Transport
+from ._types import (
+    InstrumentStats,
+    Limiter,
+    LimiterSpec,
+    RunningReporting,
+    TripReporting,
+    Watchdog,
+    WatchdogSpec,
+)
 
-__all__ = [
-    "DataKey",
-    "Field",
-    "Instrument",
-    "InstrumentStats",
-    "Limiter",
-    "LimiterSpec",
-    "Reading",
-    "SyncProbe",
-    "Watchdog",
-    "WatchdogSpec",
-    "parse_bool",
-    "parse_float",
-    "parse_int",
-]
+__all__ = ["Instrument"]
 
 T = TypeVar("T")
-
-
-class Reading(TypedDict):
-    """One value as returned by `Instrument.read()` (the bluesky/ophyd reading shape)."""
-
-    value: Any
-    timestamp: float
-
-
-class DataKey(TypedDict, total=False):
-    """One entry of `Instrument.describe()` (the bluesky event-model data-key shape)."""
-
-    source: str
-    dtype: str
-    shape: list[int]
-    units: str
-    lower_ctrl_limit: float
-    upper_ctrl_limit: float
-    choices: list[str]
-
-
-class SyncProbe(NamedTuple):
-    """A query used to confirm that commands and replies are in step again.
-
-    Attributes:
-        command: the query to send.
-        reply: the exact reply (stripped) that confirms synchronisation.
-        unique: True when `reply` can never be a stale answer to an earlier command (e.g. an
-            echo of a fresh token). When False (``*OPC?`` answers ``1``, like many queries),
-            the instrument also checks that nothing else arrives after the match.
-    """
-
-    command: str
-    reply: str
-    unique: bool = False
-
-
-class Limiter(Protocol):
-    """Anything usable as ``async with limiter:`` (e.g. `timecontrol.limiters` objects)."""
-
-    async def __aenter__(self) -> object: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None: ...
-
-
-#: A limiter declared on a class: a factory called once per instance (with no argument, or
-#: with the instrument), or a limiter object, which is then shared by every instance.
-LimiterSpec = Limiter | Callable[[], Limiter] | Callable[["Instrument"], Limiter]
-
-
-class Watchdog(Protocol):
-    """A watchdog (e.g. `timecontrol.limiters.Control`): watches while ``async with`` runs,
-    and must be fed (`feed()`) often enough, or it trips and runs its safety action.
-
-    A watchdog that also has a ``tripped`` property and a ``guarded()`` context manager (as
-    `Control` has) makes the instrument's next guarded command raise its `OverTimeLimit`
-    after a trip; one without them is only fed.
-    """
-
-    def feed(self) -> None: ...
-
-    async def __aenter__(self) -> object: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None: ...
-
-
-#: A watchdog declared on a class: a factory called once per instance (with no argument, or
-#: with the instrument, e.g. to give it a safety action that uses the instrument).
-WatchdogSpec = Watchdog | Callable[[], Watchdog] | Callable[["Instrument"], Watchdog]
-
-
-@runtime_checkable
-class _TripReporting(Protocol):
-    """A watchdog that can tell a guarded call it tripped (`timecontrol.limiters.Control`):
-    while `tripped`, entering `guarded()` raises `OverTimeLimit` and clears the trip."""
-
-    @property
-    def tripped(self) -> bool: ...
-
-    def guarded(self) -> AbstractContextManager[object]: ...
-
 
 # The instruments whose watchdogs the current context bypasses (see `Instrument.unguarded`).
 # A context variable, because what must bypass them is a *task*: the watchdog's own, which
@@ -170,211 +69,6 @@ _unguarded: ContextVar[tuple[Instrument, ...]] = ContextVar(
 _CHECKED_COMMANDS_MAX = 512
 
 
-@dataclass(slots=True)
-class InstrumentStats:
-    """Counters kept by every instrument (read them for diagnostics and benchmarks)."""
-
-    commands: int = 0
-    retries: int = 0
-    timeouts: int = 0
-    parse_errors: int = 0
-    transport_errors: int = 0
-    resyncs: int = 0
-    stale_replies: int = 0
-    reconnects: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return asdict(self)
-
-
-# -- reply parsers ------------------------------------------------------------------------------
-
-# SCPI numeric responses (NR1, NR2, NR3) and the named non-finite values some instruments send.
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-_NONFINITE = {
-    "NAN": math.nan,
-    "INF": math.inf,
-    "+INF": math.inf,
-    "-INF": -math.inf,
-    "NINF": -math.inf,
-}
-_TRUE = frozenset({"1", "+1", "ON", "TRUE"})
-_FALSE = frozenset({"0", "+0", "-0", "OFF", "FALSE"})
-
-
-def parse_float(reply: str) -> float:
-    """Parse a numeric reply (``5``, ``+5.000E+00``, ``NAN``); `ValueError` otherwise.
-
-    Stricter than `float()`: underscores, inner spaces and ``infinity`` spellings that a
-    garbled reply could produce are rejected instead of silently accepted.
-    """
-    text = reply.strip()
-    if _NUMBER.fullmatch(text):
-        return float(text)
-    special = _NONFINITE.get(text.upper())
-    if special is None:
-        raise ValueError(f"not a number: {reply!r}")
-    return special
-
-
-def parse_int(reply: str) -> int:
-    """Parse an integer reply (``12``, ``+12``, an integral ``1.2E+01``); else `ValueError`."""
-    text = reply.strip()
-    if _INTEGER.fullmatch(text):
-        return int(text)
-    if _NUMBER.fullmatch(text):
-        value = float(text)
-        if value.is_integer():
-            return int(value)
-    raise ValueError(f"not an integer: {reply!r}")
-
-
-def parse_bool(reply: str) -> bool:
-    """Parse a boolean reply (``1``/``0``/``ON``/``OFF``); `ValueError` otherwise."""
-    text = reply.strip().upper()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"not a boolean: {reply!r}")
-
-
-def _parse_str(reply: str) -> str:
-    return reply.strip()
-
-
-def _has_undecodable(reply: str) -> bool:
-    # Transports decode with "surrogateescape": bytes that were not valid text show up as lone
-    # surrogates, which no parser may accept (that is how a garbled str reply is caught).
-    return not reply.isascii() and any("\udc80" <= c <= "\udcff" for c in reply)
-
-
-# -- the re-entrant, FIFO-fair per-instrument lock --------------------------------------------
-
-
-def _trio_task() -> object:
-    import trio
-
-    return trio.lowlevel.current_task()
-
-
-def _current_task_getter() -> Callable[[], object]:
-    """The running backend's native "current task" function.
-
-    ``anyio.get_current_task()`` builds a TaskInfo on every call (about 2 µs); the native
-    call costs a fifth of that, and this is on the path of every command.
-    """
-    try:
-        asyncio.current_task()
-    except RuntimeError:  # no asyncio loop running: trio
-        return _trio_task
-    return asyncio.current_task
-
-
-class _TaskLock:
-    """An anyio lock that the task holding it may enter again (for `transaction()`).
-
-    `enter_nowait()` is the fast path taken by every command: a free lock is taken without an
-    await (anyio's ``acquire()`` runs a cancellation checkpoint first, which walks the task's
-    cancel scopes; the command's own I/O is a checkpoint anyway).
-    """
-
-    __slots__ = ("_current", "_depth", "_lock", "_owner")
-
-    def __init__(self) -> None:
-        # Both found at first use: an instrument may be created outside any event loop, and a
-        # lock made there would go through anyio's adapter on every call.
-        self._lock: anyio.Lock | None = None
-        self._current: Callable[[], object] | None = None
-        self._owner: object = None
-        self._depth = 0
-
-    def _me(self) -> object:
-        current = self._current
-        if current is None:
-            current = self._current = _current_task_getter()
-            self._lock = anyio.Lock(fast_acquire=True)
-        return current()
-
-    def enter_nowait(self) -> bool:
-        """Enter if that needs no waiting (free, or held by this task); True if entered."""
-        me = self._me()
-        if self._owner is me:
-            self._depth += 1
-            return True
-        assert self._lock is not None
-        try:
-            self._lock.acquire_nowait()
-        except anyio.WouldBlock:
-            return False
-        self._owner = me
-        self._depth = 1
-        return True
-
-    async def enter(self) -> None:
-        """Enter, waiting (first come, first served) while another task holds the lock."""
-        if self.enter_nowait():
-            return
-        assert self._lock is not None
-        await self._lock.acquire()
-        self._owner = self._me()
-        self._depth = 1
-
-    def exit(self) -> None:
-        """Leave once (the lock is released when the holder has left every entry)."""
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
-            assert self._lock is not None
-            self._lock.release()
-
-    async def __aenter__(self) -> None:
-        await self.enter()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.exit()
-
-
-# -- fields: declared settings and measurements (see _scpi.py for the SCPI ones) --------------
-
-
-class Field(abc.ABC):
-    """A named value of an instrument, declared as a class attribute.
-
-    `Instrument.read()` reads every field whose `role` is ``"read"``;
-    `Instrument.read_configuration()` reads every ``"config"`` field.
-    """
-
-    role: ClassVar[str] = "read"
-
-    def __init__(self, *, unit: str = "", doc: str = "") -> None:
-        self.name = ""
-        self.unit = unit
-        self.doc = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @abc.abstractmethod
-    async def fetch(self, instrument: Instrument) -> Any:
-        """Read the field's current value from `instrument`."""
-
-    @abc.abstractmethod
-    def data_key(self, instrument: Instrument) -> DataKey:
-        """Describe the field (source, dtype, shape, units, limits)."""
-
-    @property
-    def primary(self) -> bool:
-        """True for the field that `Instrument.set()` writes (at most one per class)."""
-        return False
-
-    async def put(self, instrument: Instrument, value: Any) -> None:
-        """Write `value` (only settable fields implement this)."""
-        raise DriverError(f"{type(instrument).__name__}.{self.name} cannot be set")
-
-
 # -- the instrument ----------------------------------------------------------------------------
 
 
@@ -384,7 +78,7 @@ def _check_seconds(value: object, what: str) -> float:
     return float(value)
 
 
-class Instrument:
+class Instrument(Recovery, Device):
     """An instrument reached through one `Transport`: the base of every driver.
 
     Use it as an async context manager (``async with Supply(address) as psu:``) or call
@@ -420,7 +114,9 @@ class Instrument:
         watchdogs: `WatchdogSpec` s, per instance (e.g. a `timecontrol.limiters.Control`:
             not too seldom). Each watches from `connect()` to `close()` and is fed by every
             guarded command that reached the instrument (a write sent, a reply taken). After
-            a trip, the next guarded command raises `OverTimeLimit` and is not sent. The
+            a trip, the next guarded command raises `OverTimeLimit` and is not sent; while
+            one is not running (stopped before `close()`), a guarded command raises
+            `timecontrol.limiters.WatchdogStateError` and is not sent either. The
             safety action's own commands are not guarded (see `unguarded()`), nor are those of
             `on_connect()` and `on_disconnect()`. Entering and leaving a watchdog must happen
             in one task, so use ``async with instrument:`` (or call `connect()` and `close()`
@@ -439,24 +135,6 @@ class Instrument:
     limiters: ClassVar[Sequence[LimiterSpec]] = ()
     watchdogs: ClassVar[Sequence[WatchdogSpec]] = ()
     transport_options: ClassVar[Mapping[str, Any]] = {}
-
-    _fields: ClassVar[dict[str, Field]] = {}
-    _primary: ClassVar[Field | None] = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        fields: dict[str, Field] = {}
-        for klass in reversed(cls.__mro__):
-            for key, value in vars(klass).items():
-                # `_primary` holds a Field too (this very bookkeeping): not a field of its own.
-                if isinstance(value, Field) and key != "_primary":
-                    fields[key] = value
-        primaries = [f for f in fields.values() if f.primary]
-        if len(primaries) > 1:
-            names = ", ".join(f.name for f in primaries)
-            raise DriverError(f"{cls.__name__}: only one primary setting allowed, got {names}")
-        cls._fields = fields
-        cls._primary = primaries[0] if primaries else None
 
     def __init__(
         self,
@@ -499,11 +177,16 @@ class Instrument:
             for s in (*type(self).watchdogs, *watchdogs)
         ]
         # The watchdogs that can report a trip to the next guarded command.
-        self._trip_reporters = [w for w in self._watchdogs if isinstance(w, _TripReporting)]
+        self._trip_reporters = [w for w in self._watchdogs if isinstance(w, TripReporting)]
+        # The watchdogs that say whether they are watching: a guarded command is refused
+        # while one is not (sent, it would be silently unguarded).
+        self._running_reporters = [w for w in self._watchdogs if isinstance(w, RunningReporting)]
+        self._plain_watchdogs = [w for w in self._watchdogs if not isinstance(w, RunningReporting)]
+        self._watch_checks = bool(self._trip_reporters or self._running_reporters)
         self._watching: AsyncExitStack | None = None
         self._log = log
         self._checked: dict[str, None] = {}
-        self._lock = _TaskLock()
+        self._lock = TaskLock()
         self._connected = False
         self._dirty = False  # a reply may be pending on the wire: resync before the next command
         self._broken = False  # the connection failed: reconnect before the next command
@@ -570,24 +253,41 @@ class Instrument:
         return self._log
 
     def _feed(self) -> None:
-        for watchdog in self._watchdogs:
+        for watchdog in self._plain_watchdogs:
             watchdog.feed()
+        for watchdog in self._running_reporters:
+            # One may have stopped while the command was on the wire (close() from another
+            # task): feeding it would restart it, or refuse a command that went through.
+            if watchdog.running:
+                watchdog.feed()
 
-    def _deliver_trips(self) -> None:
-        """Raise `OverTimeLimit` if a watchdog tripped since the last guarded command."""
+    def _check_watchdogs(self) -> RunningReporting | None:
+        """Before a guarded command: the first watchdog that is not watching (the command
+        must then be refused, not sent unguarded), else None; a watchdog that tripped raises
+        its `OverTimeLimit` here, once."""
+        for stopped in self._running_reporters:
+            if not stopped.running:
+                return stopped
         for watchdog in self._trip_reporters:
             if watchdog.tripped:
                 # Entering a tripped watchdog's guarded() is what delivers the trip: it raises
                 # OverTimeLimit (and clears the trip, so the command after this one runs).
                 with watchdog.guarded():
                     pass
+        return None
 
-    def _record(self, kind: str, payload: dict[str, Any]) -> None:
-        record(self._log, kind, self.name, {"address": self.address, **payload})
-
-    def _record_error(self, command: str, exc: BaseException) -> None:
-        payload = {"command": command, "error": type(exc).__name__, "message": str(exc)}
-        self._record("instrument.error", payload)
+    async def _refuse_unwatched(self, command: str, watchdog: RunningReporting) -> NoReturn:
+        # A watchdog whose safety action failed has stopped and is cancelling this task:
+        # let that cancellation win, so that its SafetyActionError is what the caller sees.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        error = WatchdogStateError(
+            f"{self!r}: its watchdog {watchdog.name!r} is not running (stopped while the "
+            f"instrument is connected), so {command!r} was not sent rather than sent unguarded; "
+            "close() and connect() the instrument to watch again, or send it inside "
+            "'with instrument.unguarded():'"
+        )
+        self._record_error(command, error)
+        raise error
 
     @contextmanager
     def unguarded(self) -> Iterator[Self]:
@@ -702,14 +402,6 @@ class Instrument:
 
     # -- commands ------------------------------------------------------------------------------
 
-    def sync_probe(self) -> SyncProbe | None:
-        """The query that confirms synchronisation after a fault; ``None``: drain only.
-
-        The base class has none (it knows no protocol); `ScpiInstrument` uses ``*OPC?``. Return
-        a *unique* probe (an echo of a fresh token) where the instrument allows it.
-        """
-        return None
-
     def _check_command(self, command: str) -> None:
         if type(command) is str and command in self._checked:
             return
@@ -759,7 +451,7 @@ class Instrument:
     ) -> str:
         """Send a query and return its reply as text (stripped of surrounding whitespace)."""
         return await self.query_parsed(
-            command, _parse_str, "text", timeout=timeout, idempotent=idempotent
+            command, parse_str, "text", timeout=timeout, idempotent=idempotent
         )
 
     async def query_float(
@@ -845,8 +537,10 @@ class Instrument:
                     f"{self!r} is not connected: use 'async with' or await connect() first"
                 )
             guarded = bool(self._watchdogs) and self not in _unguarded.get()
-            if guarded and self._trip_reporters:
-                self._deliver_trips()
+            if guarded and self._watch_checks:
+                unwatched = self._check_watchdogs()
+                if unwatched is not None:
+                    await self._refuse_unwatched(command, unwatched)
             tries = 0
             while True:
                 if self._broken or self._dirty:
@@ -866,26 +560,22 @@ class Instrument:
                     else:
                         value = await self._ask(command, parser, expected, t)
                 except (InstrumentTimeout, ReplyParseError, TransportError) as exc:
-                    if not idempotent or tries >= self.retries:
+                    tries += 1
+                    if not idempotent or tries > self.retries:
                         self._record_error(command, exc)
                         raise
-                    tries += 1
-                    self.stats.retries += 1
-                    self._record(
-                        "instrument.retry",
-                        {
-                            "command": command,
-                            "attempt": tries,
-                            "error": type(exc).__name__,
-                            "message": str(exc),
-                        },
-                    )
+                    self._record_retry(command, tries, exc)
                     continue
                 if guarded:
                     self._feed()
                 return value
         finally:
             lock.exit()
+
+    def _record_retry(self, command: str, attempt: int, exc: DriverError) -> None:
+        self.stats.retries += 1
+        payload = {"command": command, "attempt": attempt, "error": type(exc).__name__}
+        self._record("instrument.retry", {**payload, "message": str(exc)})
 
     async def _limited(
         self, command: str, parser: Callable[[str], Any] | None, expected: str, t: float
@@ -922,7 +612,7 @@ class Instrument:
         except TransportError as exc:
             self._lost(command, exc)
             raise
-        if _has_undecodable(reply):
+        if has_undecodable(reply):
             raise self._bad_reply(command, reply, f"valid {self._transport.encoding} text")
         try:
             value = parser(reply)
@@ -930,183 +620,3 @@ class Instrument:
             raise self._bad_reply(command, reply, expected) from None
         self._dirty = False
         return value
-
-    # The fault paths: count, record, and build the error to raise.
-
-    def _timed_out(self, command: str, t: float, detail: str) -> InstrumentTimeout:
-        self.stats.timeouts += 1
-        self._record("instrument.timeout", {"command": command, "timeout": t, "detail": detail})
-        return InstrumentTimeout(command, t, detail)
-
-    def _bad_reply(self, command: str, reply: str, expected: str) -> ReplyParseError:
-        self.stats.parse_errors += 1
-        # repr(): a garbled reply holds undecodable bytes as lone surrogates, which JSON (and
-        # so the Log) cannot carry; the repr shows them as escapes, as the error message does.
-        self._record(
-            "instrument.bad_reply", {"command": command, "reply": repr(reply), "expected": expected}
-        )
-        return ReplyParseError(command, reply, expected)
-
-    def _lost(self, command: str, exc: TransportError) -> None:
-        self._broken = True
-        self.stats.transport_errors += 1
-        self._record("instrument.connection_lost", {"command": command, "message": str(exc)})
-
-    async def _make_ready(self, t: float) -> None:
-        # Two passes: a resync that fails turns into a reconnect, which is then confirmed.
-        for _ in range(2):
-            if self._broken:
-                await self._reconnect()
-                # A fresh connection can still carry stale input (a serial line, a VISA
-                # device's output buffer): confirm before trusting it.
-                self._dirty = True
-            if not self._dirty:
-                return
-            if await self._resync(t):
-                return
-            self._broken = True
-        raise TransportError(f"{self!r}: cannot resynchronise, even after reconnecting")
-
-    async def _resync(self, t: float) -> bool:
-        """Drain stale input and confirm with the probe; True when in step again."""
-        stale_before = self.stats.stale_replies
-        ok = await self._drain_and_probe(t)
-        self._record(
-            "instrument.resync",
-            {
-                "ok": ok,
-                "stale": self.stats.stale_replies - stale_before,
-                "probe": probe.command if (probe := self.sync_probe()) is not None else None,
-            },
-        )
-        return ok
-
-    async def _drain_and_probe(self, t: float) -> bool:
-        probe = self.sync_probe()
-        quiet = self.drain_quiet if self.drain_quiet is not None else min(t, 0.1)
-        wait = self.resync_timeout if self.resync_timeout is not None else 4 * t
-        transport = self._transport
-        for _ in range(self.resync_rounds):
-            try:
-                await transport.clear()
-                self.stats.stale_replies += len(await transport.drain(quiet))
-                if probe is None:
-                    break
-                if not await self._probe(probe, wait):
-                    continue
-                if not probe.unique:
-                    # The match may have been a stale reply that happened to equal the probe's
-                    # answer; then the real answer arrives now, and we go round again.
-                    late = await transport.drain(quiet)
-                    if late:
-                        self.stats.stale_replies += len(late)
-                        continue
-                break
-            except InstrumentTimeout:
-                continue
-            except TransportError:
-                self._broken = True
-                self.stats.transport_errors += 1
-                return False
-        else:
-            return False
-        self._dirty = False
-        self.stats.resyncs += 1
-        return True
-
-    async def _probe(self, probe: SyncProbe, wait: float) -> bool:
-        """Send the probe; read (and discard as stale) until its answer or `wait` expires."""
-        transport = self._transport
-        deadline = anyio.current_time() + wait
-        await transport.write(probe.command, wait)
-        while (remaining := deadline - anyio.current_time()) > 0:
-            try:
-                reply = await transport.read(remaining)
-            except InstrumentTimeout:
-                return False
-            if reply.strip() == probe.reply:
-                return True
-            self.stats.stale_replies += 1
-        return False
-
-    async def _reconnect(self) -> None:
-        """Close and reopen the transport, with exponential backoff between failed attempts."""
-        delay = self.reconnect_delay
-        error: TransportError | None = None
-        for attempt in range(self.reconnect_attempts):
-            if attempt:
-                await anyio.sleep(delay)
-                delay = min(delay * 2, self.reconnect_max_delay)
-            await self._transport.close()
-            try:
-                await self._transport.open()
-            except TransportError as exc:
-                error = exc
-                continue
-            self._broken = False
-            self.stats.reconnects += 1
-            payload = {"ok": True, "attempts": attempt + 1, "error": None}
-            self._record("instrument.reconnect", payload)
-            return
-        self._record(
-            "instrument.reconnect",
-            {"ok": False, "attempts": self.reconnect_attempts, "error": str(error)},
-        )
-        raise TransportError(
-            f"{self!r}: could not reconnect after {self.reconnect_attempts} attempts: {error}"
-        ) from error
-
-    # -- run-engine device protocol (bluesky / ophyd-async shape) ------------------------------
-
-    def _key(self, field: Field) -> str:
-        return f"{self.name}_{field.name}"
-
-    def _stamp(self) -> float:
-        return self._clock() if self._clock is not None else current_clock().time()
-
-    async def read(self) -> dict[str, Reading]:
-        """Read every measurement: ``{"<name>_<field>": {"value": ..., "timestamp": ...}}``.
-
-        All values are read in one transaction (no other task's command comes between them).
-        """
-        return await self._read_role("read")
-
-    async def describe(self) -> dict[str, DataKey]:
-        """Describe what `read()` returns (source, dtype, shape, units, limits)."""
-        return self._describe_role("read")
-
-    async def read_configuration(self) -> dict[str, Reading]:
-        """Read every setting, in the same shape as `read()`."""
-        return await self._read_role("config")
-
-    async def describe_configuration(self) -> dict[str, DataKey]:
-        """Describe what `read_configuration()` returns."""
-        return self._describe_role("config")
-
-    @property
-    def hints(self) -> dict[str, list[str]]:
-        """Bluesky hints: the fields worth plotting (every measurement)."""
-        return {"fields": [self._key(f) for f in self._fields.values() if f.role == "read"]}
-
-    async def set(self, value: Any) -> None:
-        """Write `value` to the class's primary setting (declared with ``primary=True``)."""
-        # Through the class: a Field is a descriptor, and reading it through the instance
-        # would bind it.
-        primary = type(self)._primary
-        if primary is None:
-            raise DriverError(
-                f"{type(self).__name__} has no primary setting; declare one with primary=True"
-            )
-        await primary.put(self, value)
-
-    async def _read_role(self, role: str) -> dict[str, Reading]:
-        out: dict[str, Reading] = {}
-        async with self._lock:
-            for field in self._fields.values():
-                if field.role == role:
-                    value = await field.fetch(self)
-                    out[self._key(field)] = {"value": value, "timestamp": self._stamp()}
-        return out
-
-    def _describe_role(self, role: str) -> dict[str, DataKey]:
-        return {self._key(f): f.data_key(self) for f in self._fields.values() if f.role == role}

@@ -20,15 +20,9 @@ from collections.abc import Callable, Collection
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, overload
 
 from ._errors import AddressError, DriverError, InstrumentError, OutOfRangeError, ReplyParseError
-from ._instrument import (
-    DataKey,
-    Field,
-    Instrument,
-    SyncProbe,
-    parse_bool,
-    parse_float,
-    parse_int,
-)
+from ._instrument import Instrument
+from ._parsers import parse_bool, parse_float, parse_int
+from ._types import DataKey, Field, SyncProbe
 
 __all__ = [
     "BoundMeasurement",

@@ -143,6 +143,8 @@ class RunningReporting(Protocol):
     @property
     def running(self) -> bool: ...
 
+    def feed(self) -> None: ...
+
 
 @dataclass(slots=True)
 class InstrumentStats:

@@ -553,6 +553,10 @@ class _TaskDriver:
         self.armed_for = math.inf
         self.sleep_scope: anyio.CancelScope | None = None
         self.scopes: dict[int, anyio.CancelScope] = {}
+        # The start gate of the newest spawned run: trio starts the tasks of one batch in an
+        # arbitrary order, so each run waits until the one dispatched before it has started:
+        # runs due together start in (due, priority, seq) order, as on asyncio.
+        self.last_started: anyio.Event | None = None
 
     def rearm(self) -> None:
         """Wake the dispatch task so that it looks at the Schedule again."""
@@ -562,10 +566,21 @@ class _TaskDriver:
     def _spawn(self, intent: Intent, now: float) -> None:
         scope = anyio.CancelScope()
         self.scopes[intent.seq] = scope
-        self.tg.start_soon(self._run, intent, now, scope)
+        before, self.last_started = self.last_started, anyio.Event()
+        self.tg.start_soon(self._run, intent, now, scope, before, self.last_started)
 
-    async def _run(self, intent: Intent, now: float, scope: anyio.CancelScope) -> None:
+    async def _run(
+        self,
+        intent: Intent,
+        now: float,
+        scope: anyio.CancelScope,
+        before: anyio.Event | None,
+        started: anyio.Event,
+    ) -> None:
         try:
+            if before is not None and not before.is_set():
+                await before.wait()
+            started.set()
             await self.dispatcher._run(intent, now, scope)
         finally:
             self.scopes.pop(intent.seq, None)

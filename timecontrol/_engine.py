@@ -235,6 +235,7 @@ class Engine:
         _running_engines.append(self)
         try:
             self._dispatcher.open(tg)
+            self._run_engine._started()  # it learns its loop (for calls from other threads)
             started = getattr(self._scheduler, "_started", None)
             if started is not None:
                 started()

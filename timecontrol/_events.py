@@ -1,9 +1,12 @@
 """The Log's vocabulary: immutable, typed events that round-trip through JSON exactly.
 
 An event is a `msgspec.Struct` (frozen, slotted, compared by value). Its `kind` is a dotted
-name (``"action.succeeded"``) that must be registered, so that a typo is an error at the point
-of writing and a file from a newer timecontrol with kinds this version does not know is
-reported rather than misread. Payloads are plain JSON objects; nothing is ever pickled.
+name (``"action.succeeded"``) that must be registered *to be written*, so that a typo is an
+error at the point of writing. Reading is lenient: an event whose kind this process has not
+registered (written by a newer timecontrol, or by a part such as ``timecontrol.drivers`` that
+this process did not import) comes back as the same `Event` class with its kind string as
+stored, because a log must stay readable by any process. Payloads are plain JSON objects;
+nothing is ever pickled.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "Event",
     "EventKind",
     "check_kind",
+    "check_kind_name",
     "decode_event",
     "encode_event",
     "encode_payload",
@@ -65,7 +69,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Event:
-        """Decode an event from JSON, checking its shape and that its kind is known."""
+        """Decode an event from JSON, checking its shape (its kind need not be registered)."""
         return decode_event(data)
 
 
@@ -133,6 +137,19 @@ def check_kind(kind: str) -> None:
         )
 
 
+def check_kind_name(kind: object) -> str:
+    """`kind` if it is a well-formed kind name (registered or not); `EventKindError` if not.
+
+    For reading: a stored kind this process does not know is fine, a malformed one is not.
+    """
+    if type(kind) is str and (kind in _kind_names or _KIND_RE.match(kind)):
+        return kind
+    raise EventKindError(
+        f"event kind {kind!r} is not a lowercase dotted name; expected e.g. 'job.missed' "
+        "(letters, digits and '_' in each part, at least two parts)"
+    )
+
+
 def encode_event(event: Event) -> bytes:
     """JSON for an event; `EventPayloadError` if its payload holds a non-JSON value."""
     encode_payload(event.kind, event.payload)
@@ -190,26 +207,58 @@ def normalize_payload(kind: str, payload: dict[str, Any]) -> tuple[dict[str, Any
 def event_from_row(
     seq: int, mono: float, wall: float, kind: str, subject: str, payload: str | bytes
 ) -> Event:
-    """Rebuild an event from a stored row (payload as JSON text), checking its kind."""
-    check_kind(kind)
+    """Rebuild an event from a stored row (payload as JSON text).
+
+    The kind need not be registered in this process (see the module's docstring), but it must
+    be a well-formed name. A row whose values have the wrong types (SQLite stores whatever it
+    is given) raises `EventPayloadError`, a malformed kind `EventKindError`: both name the row.
+    """
+    if not (
+        type(seq) is int
+        and type(mono) is float
+        and type(wall) is float
+        and type(subject) is str
+        and (kind in _kind_names or _valid_name(kind))
+    ):
+        _bad_row(seq, mono, wall, kind, subject)
     try:
         data = _payload_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, TypeError) as exc:
         raise EventPayloadError(
             f"stored payload of event {seq} is not a JSON object: {exc}; got {payload!r:.200}"
         ) from None
     return Event(seq, mono, wall, kind, subject, data)
 
 
+def _valid_name(kind: object) -> bool:
+    return type(kind) is str and _KIND_RE.match(kind) is not None
+
+
+def _bad_row(seq: object, mono: object, wall: object, kind: object, subject: object) -> None:
+    if not _valid_name(kind):
+        raise EventKindError(
+            f"stored event {seq!r} has kind {kind!r}, which is not a lowercase dotted name "
+            "(e.g. 'job.missed')"
+        )
+    raise EventPayloadError(
+        f"stored event {seq!r} has values of the wrong types: seq {seq!r} (int expected), "
+        f"mono {mono!r} and wall {wall!r} (float expected), subject {subject!r} (str expected)"
+    )
+
+
 def decode_event(data: bytes | str) -> Event:
-    """An event from its JSON, validated; unknown kinds raise `EventKindError`."""
+    """An event from its JSON, validated.
+
+    A well-formed kind that this process has not registered is accepted (the event is read,
+    not written); a malformed kind raises `EventKindError`.
+    """
     try:
         event = _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise EventPayloadError(f"not a valid event: {exc}; got {data!r:.200}") from None
     except msgspec.DecodeError as exc:
         raise EventPayloadError(f"event is not valid JSON: {exc}; got {data!r:.200}") from None
-    check_kind(event.kind)
+    check_kind_name(event.kind)
     return event
 
 

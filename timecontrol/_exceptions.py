@@ -13,7 +13,11 @@ __all__ = [
     "EventPayloadError",
     "LogError",
     "NaiveDatetimeError",
+    "StoreCorruptError",
     "StoreError",
+    "StoreForeignError",
+    "StoreLockedError",
+    "StoreReadOnlyError",
     "StoreVersionError",
     "TimeControlError",
     "UnknownActionError",
@@ -50,6 +54,33 @@ class StoreError(TimeControlError):
 
 class StoreVersionError(StoreError):
     """A store file was written by a newer (or unknown) schema version; it is left untouched."""
+
+
+class StoreLockedError(StoreError):
+    """Another writer (in this process or another) already has the store file open.
+
+    One writer per file: a second one would reuse sequence numbers and run jobs twice. The
+    file is identified by what it is, not by its name, so a symlink, a relative path or a
+    hard link reaches the same lock. Readers (``readonly=True``) never take it.
+    """
+
+
+class StoreCorruptError(StoreError):
+    """A store file is damaged: not a SQLite file, truncated, failing SQLite's checks, a
+    timecontrol table with the wrong columns, or a stored row that cannot be read back.
+
+    A damaged file is refused before anything is written to it; its bytes are left as they
+    were.
+    """
+
+
+class StoreForeignError(StoreError):
+    """A SQLite file that another program made (another application id, or tables without
+    timecontrol's schema); it is refused and left untouched."""
+
+
+class StoreReadOnlyError(StoreError):
+    """Work that would write was asked of a store opened read-only."""
 
 
 class UnknownActionError(TimeControlError, LookupError):

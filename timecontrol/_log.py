@@ -1,12 +1,18 @@
 """The Log: what *did* happen, as immutable events appended in order.
 
 `Log.append` is the hot path of the whole library: every job start, every throttled command,
-every plan message goes through it. It never blocks the loop and never awaits: it stamps the
-event from the Clock, keeps it in a bounded in-memory ring, hands the event and its JSON to the
-durable sinks (which batch in their own threads) and wakes the matching subscribers.
+every plan message goes through it. It never awaits: it stamps the event from the Clock, keeps
+it in a bounded in-memory ring, hands the event and its JSON to the durable sink (which
+batches in its own thread) and wakes the matching subscribers. It blocks the loop only as
+backpressure, when a durable sink falls behind its loss bound (`SQLiteLog`: the oldest
+uncommitted event nears `flush_interval`), and then only until the sink has caught up: a log
+that promises to lose at most 100 ms of events in a crash cannot let producers run further
+ahead of the disk than that.
 
 Reads: `Log.recent` looks at the ring (sync, instant); `await Log.query` asks the durable sink
-when there is one (after flushing), so it also sees what has scrolled out of the ring.
+when there is one (after flushing), so it also sees what has scrolled out of the ring, and
+events of kinds this process has not registered (a newer version's, a part not imported).
+A Log over a read-only sink (``SQLiteLog(path, readonly=True)``) reads and never appends.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import anyio
 import msgspec
 
 from ._clock import Clock, current_clock, to_timestamp
-from ._events import Event, check_kind, is_reserved, normalize_payload
+from ._events import Event, check_kind, check_kind_name, is_reserved, normalize_payload
 from ._events import _kind_names as _KINDS
 from ._exceptions import EventKindError, EventPayloadError, LogError
 
@@ -35,7 +41,11 @@ _encode = msgspec.json.Encoder().encode
 class LogSink(Protocol):
     """A durable destination for the Log's events (e.g. `timecontrol.stores.SQLiteLog`).
 
-    `write` is called on the loop for every event and must not block: queue and return.
+    `write` is called on the loop for every event: queue and return. It may block only as
+    backpressure, briefly, when the sink falls behind the loss bound it promises.
+
+    Optional: a sink with a true ``readonly`` attribute only reads; a `Log` over it refuses
+    appends with `LogError`.
     """
 
     def last_seq(self) -> int:
@@ -77,6 +87,16 @@ def _kindset(kinds: str | Collection[str] | None) -> frozenset[str] | None:
     for kind in kinds:
         check_kind(kind)
     return frozenset(kinds)
+
+
+def _readkinds(kinds: str | Collection[str] | None) -> frozenset[str] | None:
+    """Kinds to read back: well-formed names, registered here or not (a store may hold
+    kinds of a newer version, or of a part this process did not import)."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    return frozenset(check_kind_name(kind) for kind in kinds)
 
 
 def _subjectset(subjects: str | Collection[str] | None) -> frozenset[str] | None:
@@ -226,6 +246,13 @@ class Log:
         self._seq = sink.last_seq() if sink is not None else 0
         self._subscribers: list[Subscription] = []
         self._closed = False
+        # Why appends are refused (None: they are not); one check on the hot path for both.
+        self._refusal: str | None = None
+        if sink is not None and getattr(sink, "readonly", False) is True:
+            self._refusal = (
+                f"this Log reads the read-only store {sink!r}; events can no longer be "
+                "appended (open the store without readonly=True to write)"
+            )
 
     @property
     def clock(self) -> Clock:
@@ -276,8 +303,8 @@ class Log:
 
     def _emit(self, kind: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:
         """`append` for the library's own kinds (reserved ones included)."""
-        if self._closed:
-            raise LogError("this Log is closed; events can no longer be appended")
+        if self._refusal is not None:
+            raise LogError(self._refusal)
         if kind not in _KINDS:
             check_kind(kind)
         if type(subject) is not str or not subject.isascii():
@@ -318,8 +345,8 @@ class Log:
         subscribers as `append` (the scheduler records every run through it). `mono` and
         `wall`: the Clock's readings if the caller has just taken them (both or neither).
         """
-        if self._closed:
-            raise LogError("this Log is closed; events can no longer be appended")
+        if self._refusal is not None:
+            raise LogError(self._refusal)
         if type(subject) is not str or not subject.isascii():
             subject = _check_subject(subject)
         sink = self._sink
@@ -402,7 +429,11 @@ class Log:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> list[Event]:
-        """Like `recent`, but over the durable sink when there is one (everything ever kept)."""
+        """Like `recent`, but over the durable sink when there is one (everything ever kept).
+
+        Over a sink, `kinds` may name kinds this process has not registered (the store may
+        hold them); they must still be well-formed names.
+        """
         _check_limit(limit)
         if self._sink is None:
             return self.recent(
@@ -417,7 +448,7 @@ class Log:
         return await self._sink.query(
             since=None if since is None else to_timestamp(since, "since"),
             until=None if until is None else to_timestamp(until, "until"),
-            kinds=_kindset(kinds),
+            kinds=_readkinds(kinds),
             subjects=_subjectset(subjects),
             limit=limit,
             newest_first=newest_first,
@@ -455,6 +486,7 @@ class Log:
         if self._closed:
             return
         self._closed = True
+        self._refusal = "this Log is closed; events can no longer be appended"
         for sub in list(self._subscribers):
             sub.close()
         if self._sink is not None:

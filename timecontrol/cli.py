@@ -72,7 +72,12 @@ def _parse_when(text: str, now: datetime) -> float:
 
 
 def _cmd_log(args: argparse.Namespace, out: TextIO) -> int:
+    """List a log file's events. Reads only: never writes, creates or locks anything, so it
+    works on a file an engine is writing, and on a file on read-only media. Events of kinds
+    this process does not know are shown as they are; a damaged row is skipped with a
+    warning on stderr (exit status 1), so that the rest of the file stays readable."""
     now = datetime.now(UTC)  # the CLI is an edge: it may read the real clock
+    skipped: list[str] = []
     events = read_events(
         args.file,
         since=None if args.since is None else _parse_when(args.since, now),
@@ -81,17 +86,22 @@ def _cmd_log(args: argparse.Namespace, out: TextIO) -> int:
         subjects=args.subject or None,
         limit=args.limit,
         newest_first=args.tail,
+        on_bad_row=skipped.append,
     )
+    for message in skipped:
+        sys.stderr.write(f"timecontrol: warning: skipped a damaged event: {message}\n")
     if args.tail:
         events.reverse()
     if args.json:
         for event in events:
             out.write(event.to_json().decode() + "\n")
-        return 0
+        return 1 if skipped else 0
     for event in events:
         out.write(format_event(event) + "\n")
-    out.write(f"-- {len(events)} event(s)\n")
-    return 0
+    out.write(
+        f"-- {len(events)} event(s)" + (f", {len(skipped)} damaged" if skipped else "") + "\n"
+    )
+    return 1 if skipped else 0
 
 
 # -- timecontrol demo -------------------------------------------------------------------------

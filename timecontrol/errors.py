@@ -30,6 +30,7 @@ from .limiters import (
 from .plans import (
     IllegalMessageSequence,
     PauseHeldError,
+    PlanArgumentError,
     RequestAbort,
     RequestStop,
     StatusFailed,
@@ -72,6 +73,7 @@ __all__ = [
     "NotAsyncError",
     "OverTimeLimit",
     "PauseHeldError",
+    "PlanArgumentError",
     "PolicyError",
     "RequestAbort",
     "RequestStop",

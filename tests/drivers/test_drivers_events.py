@@ -6,6 +6,8 @@ with an Engine (whose Log is where events go by default) or an explicit Log.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from timecontrol.drivers import (
 
 import timecontrol
 from timecontrol import Engine, Log
+from timecontrol._events import is_reserved, known_kinds
 
 vt = pytest.mark.timecontrol
 
@@ -60,7 +63,7 @@ def instrument_events(log: Log) -> list[timecontrol.Event]:
 
 
 def test_kinds_are_registered_at_import() -> None:
-    known = timecontrol.known_kinds()
+    known = known_kinds()
     for kind in (
         "instrument.connected",
         "instrument.disconnected",
@@ -74,6 +77,21 @@ def test_kinds_are_registered_at_import() -> None:
     ):
         assert kind in EVENT_KINDS
         assert known[kind].description == EVENT_KINDS[kind]
+        assert is_reserved(kind)  # only the library writes them (Log.append refuses them)
+
+
+def test_core_does_not_import_the_drivers_and_drivers_register_their_own_kinds() -> None:
+    # A fresh interpreter: in this one the test modules have imported everything already.
+    code = (
+        "import sys, timecontrol, timecontrol.limiters, timecontrol.plans, timecontrol.scheduler\n"
+        "from timecontrol._events import known_kinds\n"
+        "assert not [m for m in sys.modules if m.startswith('timecontrol.drivers')], 'core'\n"
+        "assert 'instrument.connected' not in known_kinds(), 'registered without the drivers'\n"
+        "import timecontrol.drivers\n"
+        "assert 'instrument.connected' in known_kinds(), 'not registered by the drivers'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 @vt

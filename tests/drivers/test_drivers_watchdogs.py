@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from timecontrol.drivers import Instrument, MockTransport, ScpiInstrument, Setting
+from timecontrol.drivers import Delayed, Instrument, MockTransport, ScpiInstrument, Setting
 
-from timecontrol.limiters import Control, OverTimeLimit
+import timecontrol as tc
+from timecontrol.limiters import Control, OverTimeLimit, WatchdogStateError
 
 vt = pytest.mark.timecontrol
 
@@ -154,3 +155,53 @@ async def test_instrument_without_watchdogs_is_unaffected() -> None:
         await plain.power.set(1.0)
         with plain.unguarded():
             assert await plain.power.get() == 1.0
+
+
+@vt
+async def test_a_stopped_watchdog_refuses_guarded_commands_until_reconnected() -> None:
+    device = Device()
+    heater = Heater(MockTransport(device), name="heater")
+    async with tc.Engine(), heater:  # an engine runs, yet the watchdog is not moved into it
+        watch = control_of(heater)
+        await heater.power.set(10.0)
+        watch.stop()
+        sent = len(device.written)
+        with pytest.raises(WatchdogStateError) as info:
+            await heater.power.set(20.0)
+        assert "'heater.watch' is not running" in str(info.value)
+        assert "'PWR 20' was not sent" in str(info.value)
+        assert len(device.written) == sent
+        assert not watch.running
+        with heater.unguarded():  # the way out still works
+            await heater.power.set(0.0)
+        assert device.power == 0.0
+    async with heater:  # connected again: watching again
+        assert control_of(heater).running
+        await heater.power.set(30.0)
+    assert device.power == 30.0
+
+
+@vt
+async def test_a_command_on_the_wire_when_its_watchdog_stops_completes() -> None:
+    asked = anyio.Event()
+
+    class SlowDevice(Device):
+        def __call__(self, message: str) -> str | Delayed | None:
+            reply = super().__call__(message)
+            if message != "PWR?" or reply is None:
+                return reply
+            asked.set()
+            return Delayed(reply, 0.01)  # the reply comes 10 ms later (virtual time)
+
+    device = SlowDevice()
+    async with tc.Engine(), Heater(MockTransport(device), name="heater") as heater:
+        watch = control_of(heater)
+        feeds = watch.statistics().feeds
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heater.power.get)
+            await asked.wait()  # on the wire
+            watch.stop()
+        # It completed (no error out of the task group), and did not feed the stopped
+        # watchdog, which would have restarted it (in the engine) or refused a sent command.
+        assert not watch.running
+        assert watch.statistics().feeds == feeds

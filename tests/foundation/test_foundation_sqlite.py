@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from timecontrol import Event, Log, StoreError
 from timecontrol.errors import EventKindError, EventPayloadError, StoreVersionError
-from timecontrol.stores import SCHEMA_VERSION, SQLiteLog, read_events
+from timecontrol.stores import SCHEMA_VERSION, SEQ_BLOCK, SQLiteLog, StoreCorruptError, read_events
 from timecontrol.testing import run
 
 START = datetime(2026, 3, 29, 0, 30, tzinfo=timezone(timedelta(hours=1)))
@@ -290,7 +290,9 @@ def test_sqlite_log_validates_its_arguments(
         SQLiteLog(tmp_path / "x.sqlite", **kwargs)
 
 
-def test_an_unknown_event_kind_in_a_file_is_reported_when_read(tmp_path: Path) -> None:
+def test_an_unknown_event_kind_in_a_file_is_read_as_a_generic_event(tmp_path: Path) -> None:
+    """A kind this process never registered (a newer timecontrol's, or a part not imported)
+    is read as it is, by `read_events` and `Log.query` alike; appending it stays an error."""
     path = tmp_path / "newer.sqlite"
     _make_log_file(path, events=2)
     conn = sqlite3.connect(path)
@@ -299,15 +301,20 @@ def test_an_unknown_event_kind_in_a_file_is_reported_when_read(tmp_path: Path) -
     )
     conn.commit()
     conn.close()
-    with pytest.raises(EventKindError, match=r"'telescope\.slewed'"):
-        read_events(path)
+    unknown = Event(3, 1.0, 2.0, "telescope.slewed", "m31", {"deg": 1})
+    assert read_events(path)[-1] == unknown
+    assert read_events(path, kinds=["telescope.slewed"]) == [unknown]
     assert [e.seq for e in read_events(path, kinds=["log.note"])] == [1, 2]
 
     async def main() -> None:
         log = Log(sink=SQLiteLog(path))
         assert log.last_seq == 3
+        assert (await log.query())[-1] == unknown
+        assert await log.query(kinds="telescope.slewed") == [unknown]
         with pytest.raises(EventKindError, match=r"'telescope\.slewed'"):
-            await log.query()
+            log.append("telescope.slewed")
+        with pytest.raises(EventKindError, match="not a lowercase dotted name"):
+            await log.query(kinds="Not A Kind")
         await log.aclose()
 
     run(main)
@@ -318,10 +325,16 @@ def test_a_corrupt_payload_in_a_file_is_reported_when_read(tmp_path: Path) -> No
     _make_log_file(path, events=1)
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO events VALUES (2, 1.0, 2.0, 'log.note', '', 'not json')")
+    conn.execute("INSERT INTO events VALUES (3, 1.0, 2.0, 'log.note', '', '{}')")
     conn.commit()
     conn.close()
-    with pytest.raises(EventPayloadError, match="stored payload of event 2"):
+    with pytest.raises(StoreCorruptError, match="stored payload of event 2") as info:
         read_events(path)
+    assert str(path) in str(info.value)
+    skipped: list[str] = []
+    assert [e.seq for e in read_events(path, on_bad_row=skipped.append)] == [1, 3]
+    assert len(skipped) == 1
+    assert "event 2" in skipped[0]
 
 
 # -- retention, restarts, shutdown ----------------------------------------------------------
@@ -546,12 +559,21 @@ def test_kill_9_loses_at_most_the_unflushed_tail(tmp_path: Path) -> None:
     assert len(seqs) >= durable
     assert [e.seq for e in events] == seqs
     assert [e.payload["i"] for e in events] == seqs  # event by event as written
-    # ...and the Log carries on after it.
+    # ...and the Log carries on after it, after the crashed run's reservation of seqs (which
+    # the writer had committed before it handed any of them out): none is ever reused.
     n = len(seqs)
+    conn = sqlite3.connect(path)
+    try:
+        reserved = int(
+            conn.execute("SELECT value FROM meta WHERE key = 'seq_reserved'").fetchone()[0]
+        )
+    finally:
+        conn.close()
+    assert n < reserved <= n + SEQ_BLOCK
 
     async def resume() -> int:
         async with Log(sink=SQLiteLog(path)) as log:
             return log._emit("log.note").seq
 
-    assert run(resume) == n + 1
-    assert [e.seq for e in read_events(path, after_seq=n - 1)] == [n, n + 1]
+    assert run(resume) == reserved + 1
+    assert [e.seq for e in read_events(path, after_seq=n - 1)] == [n, reserved + 1]

@@ -328,7 +328,7 @@ async def test_events_go_to_the_running_engine(virtual_clock: VirtualClock) -> N
             (e.kind, e.mono - heater.t0, e.payload) for e in engine.log.recent(subjects="oven")
         ]
     assert events == [
-        ("limiter.started", 0.0, {"period": 1.0}),
+        ("limiter.started", 0.0, {"period": 1.0, "automatic": False}),
         ("limiter.fed", 0.0, {"count": 1, "feeds": 1}),
         ("limiter.tripped", 1.0, {
             "number": 1, "deadline": heater.t0 + 1.0, "late": 0.0, "since_feed": 1.0,

@@ -12,7 +12,10 @@ from timecontrol.plans import RunEngine, SimMotor, logged_messages
 
 @asynccontextmanager
 async def running(**kwargs: Any) -> AsyncIterator[tuple[Engine, RunEngine]]:
-    """A started Engine and a RunEngine on it (no Ctrl+C handling unless asked)."""
+    """A started Engine and its own run engine, `kwargs` applied (no Ctrl+C unless asked).
+
+    ``RunEngine(engine, ...)`` hands back ``engine.run_engine`` with the options set on it.
+    """
     kwargs.setdefault("handle_sigint", False)
     async with Engine() as engine:
         yield engine, RunEngine(engine, **kwargs)

@@ -349,25 +349,6 @@ async def test_pause_from_a_scheduled_action() -> None:
         assert (await re.resume()).exit_status == "success"
 
 
-# Threads run in real time: let virtual time wait a little before it jumps past them.
-@pytest.mark.timecontrol(autojump_threshold=0.05)
-async def test_pause_from_a_thread() -> None:
-    async with running() as (_engine, re):
-
-        def plan() -> Any:
-            yield Msg("checkpoint")
-            yield Msg("sleep", None, 5)
-
-        async def from_thread() -> None:
-            await anyio.sleep(1)  # virtual time
-            await anyio.to_thread.run_sync(re.request_pause)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(from_thread)
-            assert (await re.run(plan())).paused
-        assert (await re.resume()).exit_status == "success"
-
-
 # -- ending --------------------------------------------------------------------------------------
 
 
@@ -637,25 +618,6 @@ async def test_panic_while_paused_blocks_resume_until_all_is_well() -> None:
             "running",
             "idle",
         ]
-
-
-@vt
-async def test_panic_when_idle_and_all_is_well() -> None:
-    async with running() as (engine, re):
-        re.all_is_well()  # a no-op when all is well
-        re.panic()
-        assert re.state == "panicked"
-        assert engine.dispatch_holds == {"run_engine.panic"}
-        with pytest.raises(EngineStateError, match="all_is_well"):
-            await re.run(nulls(1))
-        re.all_is_well()
-        assert re.state == "idle"
-        assert engine.dispatch_holds == frozenset()
-        kinds = [
-            e.kind
-            for e in engine.log.recent(kinds=["run_engine.panicked", "run_engine.all_is_well"])
-        ]
-        assert kinds == ["run_engine.panicked", "run_engine.all_is_well"]
 
 
 # -- named pause requests --------------------------------------------------------------------

@@ -50,14 +50,7 @@ async def test_count_documents_have_bluesky_shapes(virtual_clock: Any) -> None:
         re.subscribe(lambda name, doc: received.append((name, doc)))
         result = await re.run(count([det], num=3, delay=1.0), sample="NaCl")
         assert result.plan_result == 3
-        assert [n for n, _ in received] == [
-            "start",
-            "descriptor",
-            "event",
-            "event",
-            "event",
-            "stop",
-        ]
+        assert [n for n, _ in received] == ["start", "descriptor", *["event"] * 3, "stop"]
         start, descriptor, *events, stop = (d for _, d in received)
         (run_uid,) = result.run_uids
         assert start["uid"] == run_uid
@@ -92,9 +85,7 @@ async def test_count_documents_have_bluesky_shapes(virtual_clock: Any) -> None:
         assert [e.kind for e in by_run] == [
             "run.start",
             "run.descriptor",
-            "run.event",
-            "run.event",
-            "run.event",
+            *["run.event"] * 3,
             "run.stop",
         ]
         assert [e.payload for e in by_run] == [json.loads(json.dumps(d)) for _, d in received]

@@ -88,6 +88,64 @@ class _Waiter:
             scope.cancel()
 
 
+def _bound(
+    interval: float | None, rate: float | None, per: float, burst: bool
+) -> tuple[float, tuple[int, float] | None, float | None, float]:
+    """Check the bound; return it as a gap, an optional burst window (calls, seconds), and
+    the checked rate and per."""
+    if interval is None and rate is None:
+        raise LimiterConfigError(
+            "a Command needs a bound: interval=<seconds between calls> and/or "
+            "rate=<calls> (per=<seconds>, default 1)"
+        )
+    gap = 0.0
+    window: tuple[int, float] | None = None
+    if interval is not None:
+        gap = check_seconds(interval, "interval", zero=True)
+    if rate is None:
+        if burst:
+            raise LimiterConfigError("burst=True needs a rate (calls per period)")
+        return gap, window, rate, per
+    rate = check_seconds(rate, "rate", zero=False)
+    per = check_seconds(per, "per", zero=False)
+    if not isinstance(burst, bool):
+        raise LimiterConfigError(f"burst must be True or False, got {burst!r}")
+    if not burst:
+        return max(gap, per / rate), window, rate, per
+    if rate != int(rate):
+        raise LimiterConfigError(
+            f"with burst=True, rate counts calls per window and must be a whole "
+            f"number, got {rate!r}"
+        )
+    if int(rate) == 1:  # one call per window is just an interval
+        return max(gap, per), None, rate, per
+    return gap, (int(rate), per), rate, per
+
+
+def _check_settings(
+    mode: object, since: object, name: object, clock: object, log: object, spin: float
+) -> tuple[str, float]:
+    """Check the settings other than the bound; return the name (made up if None) and spin."""
+    if mode not in ("wait", "raise"):
+        raise LimiterConfigError(f"mode must be 'wait' or 'raise', got {mode!r}")
+    if since not in ("start", "end"):
+        raise LimiterConfigError(f"since must be 'start' or 'end', got {since!r}")
+    if name is None:
+        name = _default_name()
+    elif not isinstance(name, str) or not name:
+        raise LimiterConfigError(f"name must be a non-empty str, got {name!r}")
+    if clock is not None and not isinstance(clock, Clock):
+        raise LimiterConfigError(f"clock must be a timecontrol Clock, got {clock!r}")
+    if log is not None and not isinstance(log, Log):
+        raise LimiterConfigError(f"log must be a timecontrol Log, got {log!r}")
+    spin = check_seconds(spin, "spin", zero=True)
+    if spin > 0.05:
+        raise LimiterConfigError(
+            f"spin must be at most 0.05 s (it burns CPU while waiting), got {spin!r}"
+        )
+    return name, spin
+
+
 class Command:
     """An under-limiter: calls through it are spaced at least a bound apart.
 
@@ -166,50 +224,8 @@ class Command:
         report_every: float | None = 10.0,
         spin: float = 0.001,
     ) -> None:
-        if interval is None and rate is None:
-            raise LimiterConfigError(
-                "a Command needs a bound: interval=<seconds between calls> and/or "
-                "rate=<calls> (per=<seconds>, default 1)"
-            )
-        gap = 0.0
-        window: tuple[int, float] | None = None
-        if interval is not None:
-            gap = check_seconds(interval, "interval", zero=True)
-        if rate is not None:
-            rate = check_seconds(rate, "rate", zero=False)
-            per = check_seconds(per, "per", zero=False)
-            if not isinstance(burst, bool):
-                raise LimiterConfigError(f"burst must be True or False, got {burst!r}")
-            if burst:
-                if rate != int(rate):
-                    raise LimiterConfigError(
-                        f"with burst=True, rate counts calls per window and must be a whole "
-                        f"number, got {rate!r}"
-                    )
-                window = (int(rate), per)
-                if int(rate) == 1:  # one call per window is just an interval
-                    gap, window = max(gap, per), None
-            else:
-                gap = max(gap, per / rate)
-        elif burst:
-            raise LimiterConfigError("burst=True needs a rate (calls per period)")
-        if mode not in ("wait", "raise"):
-            raise LimiterConfigError(f"mode must be 'wait' or 'raise', got {mode!r}")
-        if since not in ("start", "end"):
-            raise LimiterConfigError(f"since must be 'start' or 'end', got {since!r}")
-        if name is None:
-            name = _default_name()
-        elif not isinstance(name, str) or not name:
-            raise LimiterConfigError(f"name must be a non-empty str, got {name!r}")
-        if clock is not None and not isinstance(clock, Clock):
-            raise LimiterConfigError(f"clock must be a timecontrol Clock, got {clock!r}")
-        if log is not None and not isinstance(log, Log):
-            raise LimiterConfigError(f"log must be a timecontrol Log, got {log!r}")
-        spin = check_seconds(spin, "spin", zero=True)
-        if spin > 0.05:
-            raise LimiterConfigError(
-                f"spin must be at most 0.05 s (it burns CPU while waiting), got {spin!r}"
-            )
+        gap, window, rate, per = _bound(interval, rate, per, burst)
+        name, spin = _check_settings(mode, since, name, clock, log, spin)
 
         #: The interval given (None if only a rate was).
         self.interval: float | None = None if interval is None else float(interval)
@@ -388,48 +404,53 @@ class Command:
             self._reject(now)
         # Joining the queue is the reservation: synchronous, so arrival order is queue order.
         waiter = _Waiter(self._reservation(now))
-        queue = self._queue
-        queue.append(waiter)
+        self._queue.append(waiter)
         arrived = now
+        try:
+            now = await self._wait_turn(clock, waiter)
+        except BaseException:
+            # Cancelled (or failed) while waiting: give the place back.
+            self._cancelled += 1
+            try:
+                now = clock.monotonic()
+            except ClockError:  # abandoned after its loop closed: nobody is left to wait
+                now = -_INF
+            self._leave(waiter, now)
+            raise
+        self._start_waited(now, arrived)
+        return not self._since_end
+
+    async def _wait_turn(self, clock: Clock, waiter: _Waiter) -> float:
+        """Wait until `waiter` heads the queue and its slot has come; take it off the queue
+        and return the loop time it starts at (on cancellation it is left in the queue)."""
+        queue = self._queue
         real = isinstance(clock, SystemClock)  # virtual clocks are exact: no spin, no margin
         spin = self._spin if real else 0.0
         margin = REAL_CLOCK_MARGIN if real else 0.0
-        started = False
-        try:
-            while True:
-                now = clock.monotonic()
-                if queue[0] is waiter:
-                    target = self._next_free + margin
-                    if now >= target:
-                        queue.popleft()
-                        started = True
-                        self._start_waited(now, arrived)
-                        return not self._since_end
-                    if target - now <= spin:
-                        # Less than a timer's granularity to go: yield until it is time.
-                        await anyio.lowlevel.checkpoint()
-                        continue
-                    wake_at = target - spin
+        while True:
+            now = clock.monotonic()
+            if queue[0] is waiter:
+                target = self._next_free + margin
+                if now >= target:
+                    queue.popleft()
+                    return now
+                if target - now <= spin:
+                    # Less than a timer's granularity to go: yield until it is time.
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                wake_at = target - spin
+            else:
+                wake_at = waiter.slot - spin
+                if wake_at <= now:
+                    wake_at = _INF  # the caller ahead is late: it wakes us when it starts
+            waiter.parked = wake_at == _INF
+            with anyio.CancelScope() as scope:
+                waiter.scope = scope
+                if wake_at == _INF:
+                    await anyio.sleep_forever()
                 else:
-                    wake_at = waiter.slot - spin
-                    if wake_at <= now:
-                        wake_at = _INF  # the caller ahead is late: it wakes us when it starts
-                waiter.parked = wake_at == _INF
-                with anyio.CancelScope() as scope:
-                    waiter.scope = scope
-                    if wake_at == _INF:
-                        await anyio.sleep_forever()
-                    else:
-                        await clock.sleep_until(wake_at)
-                waiter.scope = None
-        finally:
-            if not started:
-                self._cancelled += 1
-                try:
-                    now = clock.monotonic()
-                except ClockError:  # abandoned after its loop closed: nobody is left to wait
-                    now = -_INF
-                self._leave(waiter, now)
+                    await clock.sleep_until(wake_at)
+            waiter.scope = None
 
     def _start_waited(self, now: float, arrived: float) -> None:
         """The head's turn has come (at `now`): book it; `_begin` records the real start."""

@@ -16,6 +16,11 @@ clock. If the deadline passes unfed, the watchdog *trips*:
 The next deadline is one period after the missed one (or after the next feed), so a watchdog
 that is never fed trips once per period, each time exactly at the deadline under virtual time.
 Deadlines that pass while the safety action is still running do not trip again.
+
+A watchdog is never fed without watching. The first feed or guarded call of one that is not
+running starts it, in the running engine's task group (`_host.py`), so that decorating the
+heater's methods is enough inside an engine; where no engine runs, that call raises
+`WatchdogStateError` and changes nothing, rather than run unguarded.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from ._errors import (
     WatchdogStateError,
     check_seconds,
 )
+from ._host import engine_host
 from ._report import Reporter
 from ._stats import ControlStatistics, Trip
 
@@ -134,8 +140,13 @@ class Control:
     `stop()`. Feed it with ``@control`` on the coroutines it guards, ``control.feed()``, or
     ``with control.guarded():``. The watchdog's period starts when it starts.
 
+    Fed (or called through) while not running, it starts itself in the running engine, until
+    the engine stops or `stop()`; with no engine running, that feed or call raises
+    `WatchdogStateError` instead and changes nothing: it is never silently unguarded.
+
     If the safety action raises, the watchdog stops and `SafetyActionError` (caused by the
-    action's error) ends the ``async with`` block (under `run`, it ends the task group).
+    action's error) ends the ``async with`` block (under `run`, it ends the task group; when
+    started in the engine, it ends the engine).
     """
 
     def __init__(
@@ -168,6 +179,9 @@ class Control:
         self.name: str = name
         self._clock = clock
         self._log = log
+        # Where events go: `log`, or during a watch started in an engine, that engine's Log
+        # (the watch belongs to it, and ends after the engine stops being the current one).
+        self._sink = log
         self._reporter = Reporter("limiter.fed", "feeds", name, log, report_every)
         self._run_clock: Clock | None = None
         self._fed = -_INF
@@ -177,7 +191,9 @@ class Control:
         self._last_trip: Trip | None = None
         self._scopes: set[anyio.CancelScope] = set()
         self._stop_scope: anyio.CancelScope | None = None
-        self._running = False
+        self._running = False  # its task is alive (until its `finally` has run)
+        self._watching = False  # running, and not asked to stop: feeds count
+        self._automatic = False  # started by a feed or guarded call, in the running engine
         self._tg: TaskGroup | None = None
         self._guard_cm = _Guarded(self)
         self._calls = 0
@@ -192,11 +208,17 @@ class Control:
         return (self._run_clock or self._clock or current_clock()).monotonic()
 
     def feed(self) -> None:
-        """Reset the deadline to one period from now. Never blocks, never raises on a trip."""
+        """Reset the deadline to one period from now. Never blocks, never raises on a trip.
+
+        A watchdog that is not running starts here, in the running engine; where none runs
+        it raises `WatchdogStateError` instead, and nothing changes: a feed that nobody
+        watches would leave the instrument unguarded without anyone knowing.
+        """
+        if not self._watching:
+            self._start_unwatched("feed")
         now = self._now()
         gap = now - self._fed
-        if gap > self._longest_gap and self._running:
-            self._longest_gap = gap
+        self._longest_gap = max(self._longest_gap, gap)
         self._fed = now
         self._feeds += 1
         reporter = self._reporter
@@ -204,7 +226,10 @@ class Control:
             reporter.tick(now, self._feeds)
 
     def _guard_enter(self) -> None:
-        """A guarded call or block begins: deliver a pending trip, else feed."""
+        """A guarded call or block begins: start watching (or refuse) if the watchdog is not
+        running, deliver a pending trip, else feed."""
+        if not self._watching:
+            self._start_unwatched("guarded call")
         if self._pending is not None:
             self._deliver()
         self._calls += 1
@@ -217,7 +242,7 @@ class Control:
         self._rejected += 1
         elapsed = self._now() - self._fed
         emit(
-            self._log,
+            self._sink,
             "limiter.rejected",
             self.name,
             {"limit": "over", "elapsed": elapsed, "period": self.period, "trips": count},
@@ -256,13 +281,19 @@ class Control:
 
     @property
     def running(self) -> bool:
-        """Whether the watchdog loop is running."""
-        return self._running
+        """Whether the watchdog is watching: from its start until `stop()` or its end."""
+        return self._watching
+
+    @property
+    def automatic(self) -> bool:
+        """Whether it was started by its first feed or guarded call, in the running engine
+        (rather than by ``async with``, `start` or `run`)."""
+        return self._watching and self._automatic
 
     @property
     def deadline(self) -> float | None:
         """Loop time of the next deadline while running, else None."""
-        if not self._running:
+        if not self._watching:
             return None
         return max(self._fed + self.period, self._floor)
 
@@ -284,7 +315,7 @@ class Control:
             feeds=self._feeds,
             rejected=self._rejected,
             trips=self._trips,
-            running=self._running,
+            running=self._watching,
             last_feed=None if self._fed == -_INF else self._fed,
             longest_gap=self._longest_gap,
             deadline=self.deadline,
@@ -302,22 +333,87 @@ class Control:
         Raises `WatchdogStateError` if already running and `SafetyActionError` if the safety
         action raised.
         """
-        if self._running:
-            raise WatchdogStateError(f"{self.name}: this watchdog is already running")
+        self._check_stopped()
         clock = self._clock or current_clock()
-        now = clock.monotonic()
+        stop_scope = anyio.CancelScope()
+        self._begin(clock, stop_scope, automatic=False)
+        await self._watch(clock, stop_scope, task_status)
+
+    def _check_stopped(self) -> None:
+        if not self._running:
+            return
+        if not self._watching:
+            raise WatchdogStateError(
+                f"{self.name}: this watchdog is still stopping; start it again once its "
+                "task has ended"
+            )
+        how = (
+            "by its first feed or guarded call, in the running engine; start it before "
+            "that call, or stop() it first"
+            if self._automatic
+            else "stop() it first"
+        )
+        raise WatchdogStateError(f"{self.name}: this watchdog is already running (started {how})")
+
+    def _start_unwatched(self, what: str) -> None:
+        """A `what` (a feed, a guarded call) found the watchdog not watching: start it in the
+        running engine, or raise `WatchdogStateError` having changed nothing."""
+        host = None if self._running else engine_host()
+        if host is None:
+            state = "still stopping" if self._running else "not running"
+            raise WatchdogStateError(
+                f"{self.name}: this watchdog is {state}, so this {what} was refused rather "
+                "than left unguarded; start it with 'async with watchdog:' or 'await "
+                "watchdog.start(task_group)', or make the call while a timecontrol Engine "
+                "is running, which starts it"
+            )
+        group, engine_clock, engine_log = host
+        clock = self._clock or engine_clock
+        stop_scope = anyio.CancelScope()
+        try:
+            group.start_soon(self._watch, clock, stop_scope, name=f"watchdog {self.name}")
+        except RuntimeError:  # the group closed meanwhile: as if there were none
+            raise WatchdogStateError(
+                f"{self.name}: this watchdog is not running and the engine is stopping, so "
+                f"this {what} was refused rather than left unguarded"
+            ) from None
+        # Its task runs from the next loop iteration; the watch (and its first period)
+        # starts now, with this very call.
+        self._begin(clock, stop_scope, automatic=True, engine_log=engine_log)
+
+    def _begin(
+        self,
+        clock: Clock,
+        stop_scope: anyio.CancelScope,
+        *,
+        automatic: bool,
+        engine_log: Log | None = None,
+    ) -> None:
+        """Start a watch: the first period starts now."""
+        if self._log is None:
+            self._sink = self._reporter.log = engine_log
         self._run_clock = clock
-        self._running = True
-        self._fed, self._floor = now, -_INF
+        self._stop_scope = stop_scope
+        self._running = self._watching = True
+        self._automatic = automatic
+        self._fed, self._floor = clock.monotonic(), -_INF
         self._pending, self._pending_count = None, 0
         self._longest_gap = 0.0
         self._reporter.restart()
-        period = self.period
-        emit(self._log, "limiter.started", self.name, {"period": period})
+        payload = {"period": self.period, "automatic": automatic}
+        emit(self._sink, "limiter.started", self.name, payload)
+
+    async def _watch(
+        self,
+        clock: Clock,
+        stop_scope: anyio.CancelScope,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The watch begun by `_begin`: sleep until each deadline, trip when it passed."""
         try:
-            with anyio.CancelScope() as stop_scope:
-                self._stop_scope = stop_scope
+            with stop_scope:
                 task_status.started()
+                period = self.period
                 while True:
                     await clock.sleep_until(max(self._fed + period, self._floor))
                     now = clock.monotonic()
@@ -325,11 +421,12 @@ class Control:
                     if now >= deadline:  # not fed while we slept
                         await self._trip(clock, deadline, now)
         finally:
-            self._running = False
+            self._running = self._watching = False
             self._stop_scope = None
             self.report()
             self._run_clock = None
-            emit(self._log, "limiter.stopped", self.name, {"trips": self._trips})
+            emit(self._sink, "limiter.stopped", self.name, {"trips": self._trips})
+            self._sink = self._reporter.log = self._log
 
     async def _trip(self, clock: Clock, deadline: float, now: float) -> None:
         period = self.period
@@ -351,7 +448,7 @@ class Control:
             self._pending = trip
             self._pending_count += 1
         emit(
-            self._log,
+            self._sink,
             "limiter.tripped",
             self.name,
             {
@@ -371,7 +468,7 @@ class Control:
                 await action()
             except Exception as exc:
                 emit(
-                    self._log,
+                    self._sink,
                     "limiter.trip_failed",
                     self.name,
                     {"error": type(exc).__name__, "message": str(exc)},
@@ -383,8 +480,13 @@ class Control:
             self._floor += period
 
     def stop(self) -> None:
-        """Stop watching (a safety action in progress completes first). Idempotent."""
+        """Stop watching (a safety action in progress completes first). Idempotent.
+
+        It is not running from now on: the next feed or guarded call starts it again in the
+        running engine, or is refused (`WatchdogStateError`).
+        """
         if self._stop_scope is not None:
+            self._watching = False
             self._stop_scope.cancel()
 
     async def start(self, task_group: TaskGroup) -> None:
@@ -393,8 +495,7 @@ class Control:
 
     async def __aenter__(self) -> Self:
         """Start watching in a task group of its own, until the block ends."""
-        if self._running:
-            raise WatchdogStateError(f"{self.name}: this watchdog is already running")
+        self._check_stopped()
         tg = anyio.create_task_group()
         await tg.__aenter__()
         try:
@@ -427,5 +528,5 @@ class Control:
             raise
 
     def __repr__(self) -> str:
-        state = "running" if self._running else "stopped"
+        state = "running" if self._watching else "stopped"
         return f"<Control {self.name!r} period={self.period!r} {state} trips={self._trips}>"

@@ -12,7 +12,9 @@ every message, state change and run document in the engine's Log::
         if result.paused:
             result = await run_engine.resume()
 
-See ``docs/plans.md`` for the concepts, the state diagram and a worked example.
+``RunEngine(engine)`` is the engine's own run engine (``engine.run_engine``). The run engine
+itself depends only on a narrow `PlanHost` (a Log, a Clock and the dispatch gate), never on the
+`Engine` facade. See ``docs/plans.md`` for the concepts, the state diagram and a worked example.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from ._devices import (
 from ._errors import (
     IllegalMessageSequence,
     PauseHeldError,
+    PlanArgumentError,
     RequestAbort,
     RequestStop,
     StatusFailed,
     UnknownCommandError,
 )
+from ._host import PlanHost
 from ._msg import Msg, Plan
 from ._plans import count, list_scan, scan
 from ._runengine import (
@@ -100,6 +104,8 @@ __all__ = [
     "Pausable",
     "PauseHeldError",
     "Plan",
+    "PlanArgumentError",
+    "PlanHost",
     "Readable",
     "RequestAbort",
     "RequestStop",

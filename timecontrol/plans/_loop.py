@@ -11,7 +11,6 @@ signal handlers and never wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -40,9 +39,23 @@ class LoopHandle:
         """True when called from the loop's own thread."""
         return threading.get_ident() == self.thread
 
-    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop soon; never blocks. Dropped if the loop has closed."""
-        # A closed loop cannot run anything any more; the caller (a late signal or device
-        # callback) has nobody left to tell, so dropping the call is the only sane outcome.
-        with contextlib.suppress(RuntimeError):
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the loop soon; never blocks.
+
+        Returns False, and drops the call, if the loop has closed (asyncio) or finished (trio):
+        a closed loop cannot run anything any more. A caller with something that must happen
+        anyway (a panic) then does it itself, since no loop is left to race with.
+        """
+        try:
             self._call(fn, *args)
+        except RuntimeError:  # asyncio: "Event loop is closed"; trio: RunFinishedError
+            return False
+        return True
+
+    @classmethod
+    def current(cls) -> LoopHandle | None:
+        """A handle on the calling thread's running loop, or None outside any loop."""
+        try:
+            return cls()
+        except (RuntimeError, ImportError):  # no asyncio loop, and no trio run (or no trio)
+            return None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ._msg import Msg
 
 if TYPE_CHECKING:
-    from ._runengine import RunEngine
+    from ._core import RunCore
 
 __all__ = [
     "PlanLike",
@@ -73,7 +73,7 @@ class Suspender:
         self.poll = poll
         self._tripped = False
         self._reason = ""
-        self._engines: list[RunEngine] = []
+        self._engines: list[RunCore] = []
 
     @property
     def tripped(self) -> bool:
@@ -99,7 +99,7 @@ class Suspender:
         for engine in list(self._engines):
             engine._suspender_changed(self)
 
-    def install(self, run_engine: RunEngine) -> None:
+    def install(self, run_engine: RunCore) -> None:
         """Start watching for `run_engine` (called by `RunEngine.install_suspender`)."""
         if run_engine not in self._engines:
             self._engines.append(run_engine)
@@ -107,7 +107,7 @@ class Suspender:
             self._attach()
         self.check()
 
-    def remove(self, run_engine: RunEngine | None = None) -> None:
+    def remove(self, run_engine: RunCore | None = None) -> None:
         """Stop watching for `run_engine` (every engine if None)."""
         if run_engine is None:
             self._engines.clear()

@@ -71,16 +71,7 @@ class Grid:
         if after == last and after < _MEMO_S:
             r = round(after * 1e6) + e  # `after` is a grid point: the next one
         elif _LOW_S < after < _HIGH_S:
-            # datetime.fromtimestamp(after, UTC): split, scale, round half to even, carry.
-            frac, whole = math.modf(after)
-            us = round(frac * 1e6)
-            if us >= _US:
-                us -= _US
-                whole += 1.0
-            elif us < 0:
-                us += _US
-                whole -= 1.0
-            u = int(whole) * _US + us
+            u = _to_us(after)
             a = self.anchor_us
             r = a if u < a else a + ((u - a) // e + 1) * e
         else:
@@ -90,6 +81,43 @@ class Grid:
             r += e
             s = r / _US
         return s if r < _HIGH_US else None
+
+
+    def point(self, k: int) -> float:
+        """The `k`-th grid point (k = 0 is the anchor) as POSIX seconds, as the trigger
+        returns it (``datetime.timestamp()`` of whole microseconds)."""
+        return (self.anchor_us + k * self.every_us) / _US
+
+    def index_at_or_before(self, t: float) -> int | None:
+        """The largest k with ``point(k) <= t`` (compared as floats, exactly as the scheduler
+        compares fire times), or None where the trigger itself must decide (see above).
+
+        This is how a backlog of any length is counted without walking it: the fire times
+        from ``point(i)`` to ``point(j)`` are ``j - i + 1``.
+        """
+        if not _LOW_S < t < _HIGH_S:
+            return None
+        k = (_to_us(t) - self.anchor_us) // self.every_us
+        # The microsecond rounding is at most one step off: settle it on the floats.
+        while self.point(k + 1) <= t:
+            k += 1
+        while self.point(k) > t:
+            k -= 1
+        return k
+
+
+def _to_us(t: float) -> int:
+    """`t` in whole microseconds, rounded as ``datetime.fromtimestamp(t, UTC)`` does it:
+    split, scale, round half to even, carry."""
+    frac, whole = math.modf(t)
+    us = round(frac * 1e6)
+    if us >= _US:
+        us -= _US
+        whole += 1.0
+    elif us < 0:
+        us += _US
+        whole -= 1.0
+    return int(whole) * _US + us
 
 
 def grid_of(trigger: Any) -> Grid | None:

@@ -3,48 +3,69 @@
 A `Job` is an immutable value. Everything in it is JSON (the trigger through its own
 ``to_json()``), so that a job survives a restart, can be shown by a web API and is never
 pickled. Runtime state (the next fire time, runs so far, runs in flight) lives in the scheduler.
+
+Each option is declared once, on `Job`: its name, stored type, default and range (msgspec
+constraints, checked in C both when a job is made and when one is read back from a store).
+`JobSpec` is the same names with the types a caller may *pass* (a datetime for `start`, any
+iterable for `tags`); an import-time check keeps the two in step, and `make_job` /
+`update_job` / the store decoder all go through `check_job`, so a rule is written once.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import Any, Final, Literal, Protocol, TypedDict, runtime_checkable
+from datetime import UTC, datetime
+from typing import (
+    Annotated,
+    Any,
+    Final,
+    Literal,
+    Protocol,
+    TypedDict,
+    Unpack,
+    get_args,
+    runtime_checkable,
+)
 
 import msgspec
 
 from .._clock import to_timestamp
-from .._exceptions import NaiveDatetimeError, TimeControlError, UnknownActionError
+from .._exceptions import NaiveDatetimeError, TimeControlError
 from ..triggers import _protocol
-from ._errors import JobArgumentsError, JobSpecError, PolicyError
+from ._errors import JobArgumentsError, JobOptionError, JobSpecError, PolicyError
 
 __all__ = [
     "COALESCE_POLICIES",
     "CONFLICT_POLICIES",
+    "JOB_OPTIONS",
     "JOB_SPEC_VERSION",
     "Coalesce",
     "Conflict",
     "Job",
+    "JobChanges",
     "JobSpec",
     "TriggerLike",
-    "import_action",
+    "check_text",
+    "job_from_stored",
+    "make_job",
+    "plain_json",
+    "replace_job",
     "trigger_from_spec",
 ]
 
 #: Version of the job JSON shape; a newer one is refused when loading.
 JOB_SPEC_VERSION: Final = 1
 
-Conflict = Literal["skip", "queue", "concurrent"]
-Coalesce = Literal["latest", "earliest", "all"]
-
 #: What happens when a fire time comes while the previous run is still going.
-CONFLICT_POLICIES: Final[tuple[str, ...]] = ("skip", "queue", "concurrent")
-#: Which of several fire times missed in a row run (the others are recorded as coalesced).
-COALESCE_POLICIES: Final[tuple[str, ...]] = ("latest", "earliest", "all")
+Conflict = Literal["skip", "queue", "concurrent"]
+#: Which of several fire times due at once run (the others are recorded as coalesced).
+Coalesce = Literal["latest", "earliest", "all"]
+CONFLICT_POLICIES: Final[tuple[str, ...]] = get_args(Conflict)
+COALESCE_POLICIES: Final[tuple[str, ...]] = get_args(Coalesce)
 
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_Count = Annotated[int, msgspec.Meta(ge=1)]
 _json = msgspec.json.Encoder()
 
 
@@ -61,73 +82,6 @@ class TriggerLike(Protocol):
         ...
 
 
-def trigger_from_spec(spec: Mapping[str, Any]) -> TriggerLike:
-    """Rebuild a trigger from its ``to_json()`` output (via `timecontrol.triggers`)."""
-    try:
-        trigger: TriggerLike = _protocol.trigger_from_json(dict(spec))
-    except TimeControlError as exc:
-        raise JobSpecError(f"cannot rebuild trigger {dict(spec)!r}: {exc}") from None
-    return trigger
-
-
-def import_action(ref: str) -> Any:
-    """The object named by a ``"module:qualname"`` reference (must be an async function)."""
-    module_name, _, qualname = ref.partition(":")
-    if not module_name or not qualname:
-        raise UnknownActionError(
-            f"action {ref!r} is neither a registered action name nor a 'module:qualname' "
-            "reference (e.g. 'mylab.actions:sample')"
-        )
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownActionError(f"cannot import action {ref!r}: {exc}") from None
-    if not inspect.iscoroutinefunction(obj):
-        raise UnknownActionError(f"action {ref!r} is {obj!r}, not an async function (async def)")
-    return obj
-
-
-def plain_json(value: Any) -> bytes:
-    """`value` as JSON, only if it reads back equal (no datetimes, UUIDs, sets, tuples...).
-
-    msgspec would happily encode a datetime as a string; it would then come back from the store
-    as a str, and an action would get a different argument after a restart than before.
-    """
-    encoded = _json.encode(value)
-    if msgspec.json.decode(encoded) != value:
-        raise ValueError("it does not read back as the same value (use plain JSON types)")
-    return encoded
-
-
-def _check_seconds(name: str, value: Any, *, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise JobSpecError(f"{name} must be a finite number of seconds or None, got {value!r}")
-    if value <= 0:
-        raise JobSpecError(f"{name} must be positive, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: Any, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PolicyError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
-def _check_time(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        return to_timestamp(value, name)
-    except NaiveDatetimeError as exc:
-        raise JobSpecError(str(exc)) from None
-
-
 class Job(msgspec.Struct, frozen=True, kw_only=True):
     """A scheduled job: an action, its JSON arguments, a trigger and its policies.
 
@@ -135,7 +89,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         id: unique job id (the subject of every event the job produces).
-        action: a registered action name, or a ``"module:qualname"`` reference.
+        action: a registered action name, or a ``"module:qualname"`` reference (imported only
+            from the scheduler's `allowed_modules`).
         trigger: when it fires (anything with ``next(after)`` and ``to_json()``).
         kwargs: JSON keyword arguments for the action.
         name, description, tags: for people and for filtering.
@@ -148,42 +103,41 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         max_instances: runs at once under ``concurrent`` (default 1).
         max_queue: fire times that may wait under ``queue`` (default 1); more are skipped.
         misfire_grace: how late (seconds) a run may still start; None (default) = always.
-        coalesce: of fire times missed in a row, run the ``latest`` (default), the
-            ``earliest``, or ``all`` of them (each through the conflict policy).
-        durable_start: with a SQLite store, make the run's start durable before the action
-            runs, so that a crash at any moment can never make a restart run that fire time
-            again (at most once). Costs one commit (about a millisecond) per run; for actions
-            that must not be repeated, such as dispensing a reagent.
+        coalesce: of fire times due at once, run the ``latest`` (default), the ``earliest``,
+            or ``all`` of them (each through the conflict policy).
+        durable_start: with a SQLite store, commit each run's start before the action runs,
+            so that after a crash the run is recorded exactly (``interrupted``), never as
+            uncertain. Costs a commit wait per run. See docs/scheduler.md, "Crashes".
     """
 
-    id: str
-    action: str
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    action: Annotated[str, msgspec.Meta(min_length=1)]
     trigger: Any
     kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
     name: str = ""
     description: str = ""
     tags: tuple[str, ...] = ()
     enabled: bool = True
-    timeout: float | None = None
-    max_executions: int | None = None
+    timeout: _Positive | None = None
+    max_executions: _Count | None = None
     start: float | None = None
     end: float | None = None
-    conflict: str = "skip"
-    max_instances: int = 1
-    max_queue: int = 1
-    misfire_grace: float | None = None
-    coalesce: str = "latest"
+    conflict: Conflict = "skip"
+    max_instances: _Count = 1
+    max_queue: _Count = 1
+    misfire_grace: _Positive | None = None
+    coalesce: Coalesce = "latest"
     durable_start: bool = False
 
     @property
     def start_at(self) -> datetime | None:
         """`start` as an aware UTC datetime."""
-        return None if self.start is None else _utc(self.start)
+        return None if self.start is None else datetime.fromtimestamp(self.start, UTC)
 
     @property
     def end_at(self) -> datetime | None:
         """`end` as an aware UTC datetime."""
-        return None if self.end is None else _utc(self.end)
+        return None if self.end is None else datetime.fromtimestamp(self.end, UTC)
 
     def to_json(self) -> dict[str, Any]:
         """The definition as plain JSON (the trigger through its ``to_json()``)."""
@@ -201,117 +155,19 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     def from_json(cls, data: Mapping[str, Any]) -> Job:
         """Rebuild a job from `to_json` output; a newer spec version is refused."""
         if not isinstance(data, Mapping):
-            raise JobSpecError(f"a job spec must be a JSON object, got {data!r}")
-        version = data.get("version", 1)
-        if not isinstance(version, int) or version > JOB_SPEC_VERSION:
-            raise JobSpecError(
-                f"job spec version {version!r} is newer than this timecontrol reads "
-                f"(up to {JOB_SPEC_VERSION}); upgrade timecontrol"
-            )
-        fields = {k: v for k, v in data.items() if k != "version"}
-        unknown = set(fields) - set(cls.__struct_fields__)
-        if unknown:
-            raise JobSpecError(f"job spec has unknown fields {sorted(unknown)}")
-        if "trigger" not in fields:
-            raise JobSpecError(f"job spec {dict(data)!r} has no trigger")
-        fields["trigger"] = trigger_from_spec(fields["trigger"])
-        fields["tags"] = tuple(fields.get("tags", ()))
-        return make_job(**fields)
-
-
-class _StoredJob(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The JSON shape `Job.to_json` writes, decoded (and type-checked) by msgspec in C."""
-
-    version: int = JOB_SPEC_VERSION
-    id: str
-    action: str
-    trigger: dict[str, Any]
-    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
-    name: str = ""
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    enabled: bool = True
-    timeout: float | None = None
-    max_executions: int | None = None
-    start: float | None = None
-    end: float | None = None
-    conflict: str = "skip"
-    max_instances: int = 1
-    max_queue: int = 1
-    misfire_grace: float | None = None
-    coalesce: str = "latest"
-    durable_start: bool = False
-
-
-_stored_decoder = msgspec.json.Decoder(_StoredJob)
-_CONFLICTS: Final = frozenset(CONFLICT_POLICIES)
-_COALESCES: Final = frozenset(COALESCE_POLICIES)
-
-
-def _positive(value: float | None) -> bool:
-    return value is None or (value > 0 and math.isfinite(value))
-
-
-def job_from_stored(raw: str | bytes) -> Job:
-    """`Job.from_json` for a spec read back from a store, as JSON text: the same `Job`.
-
-    Reopening a file rebuilds every job, so this is the startup's inner loop. msgspec decodes
-    and type-checks the spec in one pass, and the checks `make_job` makes are done on the
-    typed values; a spec with anything unusual (a wrong type, an unknown field, a newer
-    version, a value out of range) takes `Job.from_json`, which accepts or rejects it exactly
-    as before and names the problem.
-    """
-    try:
-        s = _stored_decoder.decode(raw)
-    except msgspec.DecodeError:
-        s = None
-    if (
-        s is None
-        or not 1 <= s.version <= JOB_SPEC_VERSION
-        or not 0 < len(s.id) <= 200
-        or not s.action
-        or "type" not in s.trigger
-        or s.conflict not in _CONFLICTS
-        or s.coalesce not in _COALESCES
-        or not (_positive(s.timeout) and _positive(s.misfire_grace))
-        or s.max_instances < 1
-        or s.max_queue < 1
-        or (s.max_executions is not None and s.max_executions < 1)
-        or (s.start is not None and not math.isfinite(s.start))
-        or (s.end is not None and not math.isfinite(s.end))
-        or (s.start is not None and s.end is not None and s.end < s.start)
-    ):
-        return Job.from_json(msgspec.json.decode(raw))
-    return Job(
-        id=s.id,
-        action=s.action,
-        trigger=trigger_from_spec(s.trigger),
-        kwargs=s.kwargs,
-        name=s.name,
-        description=s.description,
-        tags=s.tags,
-        enabled=s.enabled,
-        timeout=s.timeout,
-        max_executions=s.max_executions,
-        start=s.start,
-        end=s.end,
-        conflict=s.conflict,
-        max_instances=s.max_instances,
-        max_queue=s.max_queue,
-        misfire_grace=s.misfire_grace,
-        coalesce=s.coalesce,
-        durable_start=s.durable_start,
-    )
-
-
-def _utc(ts: float) -> datetime:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(ts, UTC)
+            raise JobSpecError(f"a job spec must be a JSON object, got {data!r:.200}")
+        try:
+            stored = msgspec.convert(dict(data), _StoredJob)
+        except msgspec.ValidationError as exc:
+            raise JobSpecError(f"bad job spec: {exc}") from None
+        return _from_stored(stored)
 
 
 class JobSpec(TypedDict, total=False):
-    """A job's settings besides id, action and trigger (the keywords of `make_job`)."""
+    """The options of a job besides id, action and trigger, as a caller passes them.
+
+    Same names as `Job`'s fields (checked at import); the defaults live on `Job`.
+    """
 
     kwargs: Mapping[str, Any] | None
     name: str
@@ -322,108 +178,269 @@ class JobSpec(TypedDict, total=False):
     max_executions: int | None
     start: datetime | float | None
     end: datetime | float | None
-    conflict: str
+    conflict: Conflict
     max_instances: int
     max_queue: int
     misfire_grace: float | None
-    coalesce: str
+    coalesce: Coalesce
     durable_start: bool
 
 
-def make_job(
-    *,
-    id: str,
-    action: str,
-    trigger: Any,
-    kwargs: Mapping[str, Any] | None = None,
-    name: str = "",
-    description: str = "",
-    tags: Iterable[str] = (),
-    enabled: bool = True,
-    timeout: float | None = None,
-    max_executions: int | None = None,
-    start: datetime | float | None = None,
-    end: datetime | float | None = None,
-    conflict: str = "skip",
-    max_instances: int = 1,
-    max_queue: int = 1,
-    misfire_grace: float | None = None,
-    coalesce: str = "latest",
-    durable_start: bool = False,
-) -> Job:
-    """Validate every field and build a `Job` (raises a `JobSpecError` subclass on bad input)."""
-    if not isinstance(durable_start, bool):
-        raise JobSpecError(f"durable_start must be True or False, got {durable_start!r}")
-    if not isinstance(id, str) or not id or len(id) > 200:
-        raise JobSpecError(f"job id must be a non-empty str of at most 200 chars, got {id!r}")
-    if not isinstance(action, str) or not action:
-        raise JobSpecError(f"action must be a registered name or 'module:qualname', got {action!r}")
+class JobChanges(JobSpec, total=False):
+    """What `Scheduler.update_job` may change: any option, the action and the trigger."""
+
+    action: str
+    trigger: Any
+
+
+#: The option names, in `Job`'s order (every field but id, action and trigger).
+JOB_OPTIONS: Final[tuple[str, ...]] = tuple(
+    f for f in Job.__struct_fields__ if f not in ("id", "action", "trigger")
+)
+if set(JOB_OPTIONS) != set(JobSpec.__optional_keys__):  # pragma: no cover - a coding error
+    raise AssertionError("JobSpec and Job disagree on the job options")
+
+_POLICY_FIELDS: Final = frozenset(
+    {"conflict", "coalesce", "misfire_grace", "max_instances", "max_queue"}
+)
+
+
+class _StoredJob(Job, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The JSON shape `Job.to_json` writes: a `Job` plus its format version."""
+
+    version: int = JOB_SPEC_VERSION
+
+
+_stored_decoder = msgspec.json.Decoder(_StoredJob)
+
+
+def trigger_from_spec(spec: Mapping[str, Any]) -> TriggerLike:
+    """Rebuild a trigger from its ``to_json()`` output (via `timecontrol.triggers`)."""
+    try:
+        trigger: TriggerLike = _protocol.trigger_from_json(dict(spec))
+    except TimeControlError as exc:
+        raise JobSpecError(f"cannot rebuild trigger {_short(spec)}: {exc}") from None
+    except (RecursionError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        # A damaged document (a wrong type deep inside, absurd nesting) is a bad spec too.
+        raise JobSpecError(
+            f"cannot rebuild trigger {_short(spec)}: {type(exc).__name__}: {_short(exc)}"
+        ) from None
+    return trigger
+
+
+def _short(value: object, limit: int = 200) -> str:
+    """`repr(value)` cut to `limit` chars; safe for absurdly deep values."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<{type(value).__name__} nested too deeply to show>"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def plain_json(value: Any) -> bytes:
+    """`value` as JSON, only if it reads back equal (no datetimes, UUIDs, sets, tuples...).
+
+    msgspec would happily encode a datetime as a string; it would then come back from the store
+    as a str, and an action would get a different argument after a restart than before.
+    """
+    encoded = _json.encode(value)
+    if msgspec.json.decode(encoded) != value:
+        raise ValueError("it does not read back as the same value (use plain JSON types)")
+    return encoded
+
+
+def check_text(label: str, value: object) -> str:
+    """`value` if it is a str that UTF-8 can store; `JobSpecError` naming `label` otherwise."""
+    if not isinstance(value, str):
+        raise JobSpecError(f"{label} must be a str, got {_short(value)} ({type(value).__name__})")
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise JobSpecError(
+            f"{label} {value!r:.200} is not valid text ({exc.reason}): give a str that UTF-8 "
+            "can store"
+        ) from None
+    return value
+
+
+def _kwargs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise JobArgumentsError(
+            f"kwargs must be a dict of keyword arguments, got {_short(value)} "
+            f"({type(value).__name__})"
+        )
+    kw = dict(value)
+    bad = [k for k in kw if not isinstance(k, str)]
+    if bad:
+        raise JobArgumentsError(f"kwargs keys must be str, got {_short(bad)}")
+    try:
+        plain_json(kw)
+    except (TypeError, ValueError, msgspec.EncodeError, OverflowError, RecursionError) as exc:
+        raise JobArgumentsError(
+            f"kwargs {_short(kw)} are not JSON ({_short(exc)}); jobs are persisted, so their "
+            "arguments may only be str, int, float, bool, None, lists and str-keyed dicts"
+        ) from None
+    return kw
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise JobSpecError(f"tags must be a list of str, got {_short(value)}")
+    tags = tuple(value)
+    for tag in tags:
+        check_text("a tag", tag)
+    return tags
+
+
+def _time(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return to_timestamp(value, name)
+    except NaiveDatetimeError as exc:
+        raise JobSpecError(str(exc)) from None
+    except (TypeError, ValueError, OverflowError, TimeControlError) as exc:
+        raise JobSpecError(
+            f"{name} must be an aware datetime or POSIX seconds, got {_short(value)} ({exc})"
+        ) from None
+
+
+# How a caller's value becomes the stored one (the rest are taken as they are).
+_NORMALISE: Final = {
+    "kwargs": _kwargs,
+    "tags": _tags,
+    "start": lambda v: _time("start", v),
+    "end": lambda v: _time("end", v),
+}
+
+
+def check_options(options: Mapping[str, Any], allowed: Iterable[str] = JOB_OPTIONS) -> None:
+    """`JobOptionError` for a keyword that is not an option (a misspelling, say)."""
+    known = set(allowed)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise JobOptionError(
+            f"unknown job option(s) {', '.join(map(repr, unknown))}; accepted: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def make_job(*, id: str, action: str, trigger: Any, **spec: Unpack[JobSpec]) -> Job:
+    """Validate every field and build a `Job` (raises a `JobSpecError` subclass on bad input).
+
+    `spec` holds `JobSpec` options; any other keyword raises `JobOptionError`.
+    """
+    check_options(spec)
+    fields: dict[str, Any] = {"id": id, "action": action, "trigger": trigger}
+    for key, value in spec.items():
+        normalise = _NORMALISE.get(key)
+        fields[key] = value if normalise is None else normalise(value)
+    return check_job(fields)
+
+
+def replace_job(job: Job, changes: Mapping[str, Any]) -> Job:
+    """`job` with `changes` applied, validated like a new job (nothing changes on error)."""
+    check_options(changes, (*JOB_OPTIONS, "action", "trigger"))
+    fields = {f: getattr(job, f) for f in job.__struct_fields__}
+    for key, value in changes.items():
+        normalise = _NORMALISE.get(key)
+        fields[key] = value if normalise is None else normalise(value)
+    return check_job(fields)
+
+
+def check_job(fields: dict[str, Any]) -> Job:
+    """Every rule a job must satisfy, on normalised `fields`; returns the `Job`."""
+    check_text("job id", fields["id"])
+    check_text("action", fields["action"])
+    for label in ("name", "description"):
+        if label in fields:
+            check_text(label, fields[label])
+    for policy, allowed in (("conflict", CONFLICT_POLICIES), ("coalesce", COALESCE_POLICIES)):
+        value = fields.get(policy, allowed[0])
+        if not isinstance(value, str) or value not in allowed:
+            raise PolicyError(
+                f"unknown {policy} policy {_short(value)}; expected one of {', '.join(allowed)}"
+            )
+    _check_trigger(fields["trigger"])
+    try:
+        job = msgspec.convert(fields, Job)
+    except msgspec.ValidationError as exc:
+        raise _field_error(fields, exc) from None
+    _check_ranges(job)
+    return job
+
+
+def _field_error(fields: Mapping[str, Any], exc: msgspec.ValidationError) -> JobSpecError:
+    """The error for a value msgspec rejected, naming the field, the value and the rule."""
+    text = str(exc)
+    field = text.rsplit("$.", 1)[-1].split("[")[0].split(".")[0] if "$." in text else "?"
+    value = fields.get(field, "?")
+    expected = text.split(" - at ")[0]
+    message = f"{field} {_short(value)} is not accepted: {expected}"
+    if field in _POLICY_FIELDS:
+        return PolicyError(message)
+    if field == "kwargs":
+        return JobArgumentsError(message)
+    return JobSpecError(message)
+
+
+def _check_trigger(trigger: Any) -> None:
     if not (
         callable(getattr(trigger, "next", None)) and callable(getattr(trigger, "to_json", None))
     ):
         raise JobSpecError(
-            f"trigger {trigger!r} is not a trigger: expected an object with next(after) and "
-            "to_json() (see timecontrol.triggers)"
+            f"trigger {_short(trigger)} is not a trigger: expected an object with next(after) "
+            "and to_json() (see timecontrol.triggers)"
         )
     spec = trigger.to_json()
     if not isinstance(spec, dict) or "type" not in spec:
         raise JobSpecError(f"trigger {trigger!r}: to_json() must return a dict with a 'type' key")
     try:
         _json.encode(spec)
-    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-        raise JobSpecError(f"trigger {trigger!r}: to_json() is not JSON ({exc})") from None
-    kw = dict(kwargs or {})
-    if not all(isinstance(k, str) for k in kw):
-        raise JobArgumentsError(f"kwargs keys must be str, got {sorted(map(repr, kw))}")
-    try:
-        plain_json(kw)
-    except (TypeError, ValueError, msgspec.EncodeError, OverflowError) as exc:
-        raise JobArgumentsError(
-            f"kwargs {kw!r} are not JSON ({exc}); jobs are persisted, so their arguments may "
-            "only be str, int, float, bool, None, lists and str-keyed dicts"
-        ) from None
-    if isinstance(tags, str):
-        raise JobSpecError(f"tags must be a list of str, not the str {tags!r}")
-    tag_tuple = tuple(tags)
-    if not all(isinstance(t, str) for t in tag_tuple):
-        raise JobSpecError(f"tags must be str, got {tag_tuple!r}")
-    for label, text in (("name", name), ("description", description)):
-        if not isinstance(text, str):
-            raise JobSpecError(f"{label} must be a str, got {text!r}")
-    if not isinstance(enabled, bool):
-        raise JobSpecError(f"enabled must be True or False, got {enabled!r}")
-    if conflict not in CONFLICT_POLICIES:
-        raise PolicyError(
-            f"unknown conflict policy {conflict!r}; expected one of {', '.join(CONFLICT_POLICIES)}"
+    except (TypeError, ValueError, msgspec.EncodeError, OverflowError, RecursionError) as exc:
+        raise JobSpecError(f"trigger {_short(trigger)}: to_json() is not JSON ({exc})") from None
+
+
+def _check_ranges(job: Job) -> None:
+    """What the field types cannot say: finite numbers, an ordered window."""
+    for label in ("timeout", "misfire_grace", "start", "end"):
+        value = getattr(job, label)
+        if value is not None and not math.isfinite(value):
+            error = PolicyError if label == "misfire_grace" else JobSpecError
+            raise error(f"{label} must be a finite number of seconds or None, got {value!r}")
+    if job.start is not None and job.end is not None and job.end < job.start:
+        raise JobSpecError(f"end {job.end_at} lies before start {job.start_at}")
+
+
+def _from_stored(stored: _StoredJob) -> Job:
+    if not 1 <= stored.version <= JOB_SPEC_VERSION:
+        raise JobSpecError(
+            f"job spec version {stored.version!r} is newer than this timecontrol reads "
+            f"(up to {JOB_SPEC_VERSION}); upgrade timecontrol"
         )
-    if coalesce not in COALESCE_POLICIES:
-        raise PolicyError(
-            f"unknown coalesce policy {coalesce!r}; expected one of {', '.join(COALESCE_POLICIES)}"
-        )
+    if not isinstance(stored.trigger, dict) or "type" not in stored.trigger:
+        raise JobSpecError(f"job {stored.id!r}: its trigger {_short(stored.trigger)} has no type")
+    fields = {f: getattr(stored, f) for f in Job.__struct_fields__}
+    fields["trigger"] = trigger_from_spec(stored.trigger)
+    for label in ("id", "action", "name", "description"):
+        check_text(label, fields[label])
+    for tag in stored.tags:
+        check_text("a tag", tag)
+    job = Job(**fields)
+    _check_ranges(job)
+    return job
+
+
+def job_from_stored(raw: str | bytes) -> Job:
+    """The `Job` whose `Job.to_json` a store kept, as JSON text (`JobSpecError` if damaged).
+
+    Reopening a file rebuilds every job, so this is the startup's inner loop: msgspec decodes
+    and checks the declared types and ranges in one pass, in C.
+    """
     try:
-        grace = _check_seconds("misfire_grace", misfire_grace)
-    except JobSpecError as exc:
-        raise PolicyError(str(exc)) from None
-    start_ts, end_ts = _check_time("start", start), _check_time("end", end)
-    if start_ts is not None and end_ts is not None and end_ts < start_ts:
-        raise JobSpecError(f"end {end!r} lies before start {start!r}")
-    return Job(
-        id=id,
-        action=action,
-        trigger=trigger,
-        kwargs=kw,
-        name=name,
-        description=description,
-        tags=tag_tuple,
-        enabled=enabled,
-        timeout=_check_seconds("timeout", timeout),
-        max_executions=_check_count("max_executions", max_executions, allow_none=True),
-        start=start_ts,
-        end=end_ts,
-        conflict=conflict,
-        max_instances=_check_count("max_instances", max_instances) or 1,
-        max_queue=_check_count("max_queue", max_queue) or 1,
-        misfire_grace=grace,
-        coalesce=coalesce,
-        durable_start=durable_start,
-    )
+        stored = _stored_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise JobSpecError(f"stored job spec is damaged: {_short(exc)}") from None
+    return _from_stored(stored)

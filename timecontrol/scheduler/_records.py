@@ -5,12 +5,16 @@ it a typed face. Records of fire times that did not run (skipped / missed / coal
 cover a run of consecutive fire times at once (``scheduled`` .. ``last``, ``count`` of them),
 so that a month of downtime is one record, not a million; every fire time is covered by exactly
 one record.
+
+After a crash a fire time may have started without its start reaching the disk: the restart
+cannot tell whether it ran, so it records it as ``uncertain`` ("may have run"), never as a fire
+time that did not run (see docs/scheduler.md, "Crashes").
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -19,6 +23,8 @@ from .._events import Event, reserve_kind
 __all__ = [
     "ALARM_STATUSES",
     "KIND_OF_STATUS",
+    "NOT_RUN_STATUSES",
+    "RECORD_KINDS",
     "RUN_STATUSES",
     "STATUSES",
     "STATUS_OF_KIND",
@@ -37,6 +43,7 @@ Status = Literal[
     "missed",
     "coalesced",
     "interrupted",
+    "uncertain",
 ]
 
 #: Event kind of each record status.
@@ -49,6 +56,7 @@ KIND_OF_STATUS: Final[dict[str, str]] = {
     "missed": "job.missed",
     "coalesced": "job.coalesced",
     "interrupted": "job.interrupted",
+    "uncertain": "job.uncertain",
 }
 #: Record status of each record event kind.
 STATUS_OF_KIND: Final[dict[str, str]] = {v: k for k, v in KIND_OF_STATUS.items()}
@@ -58,8 +66,12 @@ STATUSES: Final[tuple[str, ...]] = tuple(KIND_OF_STATUS)
 RUN_STATUSES: Final[frozenset[str]] = frozenset(
     {"success", "failure", "timeout", "cancelled", "interrupted"}
 )
+#: Statuses of fire times that certainly did not run.
+NOT_RUN_STATUSES: Final[frozenset[str]] = frozenset({"skipped", "missed", "coalesced"})
 #: Statuses that call failure handlers by default.
-ALARM_STATUSES: Final[frozenset[str]] = frozenset({"failure", "timeout", "interrupted"})
+ALARM_STATUSES: Final[frozenset[str]] = frozenset(
+    {"failure", "timeout", "interrupted", "uncertain"}
+)
 
 for _kind, _doc in (
     ("job.added", "a job was added; payload: its JSON definition"),
@@ -77,10 +89,13 @@ for _kind, _doc in (
     ("job.missed", "fire time(s) later than the misfire grace (a record)"),
     ("job.coalesced", "fire time(s) merged into another run of the same job (a record)"),
     ("job.interrupted", "a run or queued fire time in flight when the process died (a record)"),
+    ("job.uncertain", "fire time(s) that may have run: their start was not durable at a crash"),
     ("scheduler.paused", "the scheduler stopped starting jobs"),
     ("scheduler.resumed", "the scheduler started jobs again"),
     ("scheduler.alarm_failed", "a failure handler raised; the scheduler carried on"),
     ("scheduler.purged", "old execution records were deleted (retention)"),
+    ("scheduler.quarantined", "a stored job could not be loaded; it stays in the file, unused"),
+    ("scheduler.restored", "jobs were restored from a store; payload: counts"),
 ):
     reserve_kind(_kind, _doc)
 
@@ -89,7 +104,25 @@ RECORD_KINDS: Final[frozenset[str]] = frozenset(STATUS_OF_KIND)
 
 
 def _dt(ts: Any) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, int | float) else None
+    # Tolerant: a record read back from an old or odd file shows what it can.
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+T = TypeVar("T", int, float, str)
+
+
+def _opt(value: Any, kind: type[T]) -> T | None:
+    """`value` if it is of `kind` (an int counts as a float), else None."""
+    if isinstance(value, bool):
+        return None
+    if kind is float and isinstance(value, int):
+        return kind(value)
+    return value if isinstance(value, kind) else None
 
 
 class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,10 +130,13 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         job_id: the job.
-        status: success, failure, timeout, cancelled, skipped, missed, coalesced, interrupted.
+        status: success, failure, timeout, cancelled, interrupted (ran, or was running), skipped,
+            missed, coalesced (did not run), uncertain (may have run: see the module doc).
         scheduled: the fire time (aware UTC); for a manual run, when it was requested.
         last: the last fire time covered (equal to `scheduled` for single fire times).
         count: how many fire times this record covers (1 for runs).
+        count_exact: False when `count` is a lower bound: a backlog of more fire times than
+            the scheduler walks one by one, of a trigger it cannot count in closed form.
         manual: True for a run requested with `Scheduler.run_job`.
         run: the run's id (sequence number of its first event), None for fire times not run.
         started, ended: wall times of the run (None when it did not run / is unknown).
@@ -116,6 +152,7 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     scheduled: datetime
     last: datetime
     count: int = 1
+    count_exact: bool = True
     manual: bool = False
     run: int | None = None
     started: datetime | None = None
@@ -136,22 +173,24 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
         if status is None:
             raise ValueError(f"event {event.kind!r} is not an execution record")
         scheduled = _dt(p.get("scheduled")) or event.at
+        count = p.get("count", 1)
         return cls(
             job_id=event.subject,
             status=status,
             scheduled=scheduled,
             last=_dt(p.get("last")) or scheduled,
-            count=int(p.get("count", 1)),
-            manual=bool(p.get("manual", False)),
-            run=p.get("run"),
+            count=count if type(count) is int else 1,
+            count_exact=p.get("count_exact", True) is not False,
+            manual=p.get("manual") is True,
+            run=_opt(p.get("run"), int),
             started=_dt(p.get("started")),
             ended=_dt(p.get("ended")),
-            duration=p.get("duration"),
+            duration=_opt(p.get("duration"), float),
             result=p.get("result"),
-            error=p.get("error"),
-            message=p.get("message"),
-            traceback=p.get("traceback"),
-            reason=p.get("reason"),
+            error=_opt(p.get("error"), str),
+            message=_opt(p.get("message"), str),
+            traceback=_opt(p.get("traceback"), str),
+            reason=_opt(p.get("reason"), str),
             seq=event.seq,
         )
 

@@ -6,16 +6,19 @@ Why this shape:
   transaction that commits the events queued before it (a *cycle hook*, see
   `SQLiteLog.add_cycle_hook`): write-behind, never awaited on the fire path, and without
   waking the writer (it commits at its own pace, every 100 ms or 2000 events). The loop only
-  puts the latest row of each job in a dict. Startup reads with a read-only connection.
+  puts the latest row of each job in a dict. Startup reads with a read-only connection. The
+  `SQLiteLog` holds the file's writer lock (`StoreLockedError`), so a second process can
+  never schedule from the same file and run jobs twice.
 * Three tables, JSON only (never pickle), versioned by ``scheduler_meta.schema_version``: a file
   whose job tables are newer than this code is refused with `StoreVersionError` before
-  anything is written.
+  anything is written. The tables are created with the first write, so opening a file
+  changes nothing in it.
 
   - ``scheduler_jobs(id, spec, updated)``: each job's JSON definition;
   - ``scheduler_state(id, next_fire, runs, inflight, seq)``: where each job stands: its next
     undecided fire time, how many runs it made, and the fire times in flight (running or
     queued), as of Log sequence number ``seq``;
-  - ``scheduler_meta(key, value)``: schema version and the *watermark*.
+  - ``scheduler_meta(key, value)``: schema version, the *watermark* and the *start horizon*.
 
 * The state is a cache of the Log, never a second truth. A state row is committed together
   with (or after) every event up to its ``seq``: the writer takes the rows queued so far
@@ -23,31 +26,34 @@ Why this shape:
   they reflect. The watermark is the highest ``seq`` among the rows written; after a crash
   the scheduler replays the ``job.*`` events after the watermark on top of the rows, so a
   lost row costs nothing and a row can never claim more than the Log holds.
-* A second process scheduling from the same file would run jobs twice; an exclusive advisory
-  lock on a sidecar file (``<file>-scheduler.lock``) makes it fail at once with
-  `SchedulerLockedError`. The operating system releases the lock when the process dies (even by
-  ``kill -9``), so a restart never waits for a stale lock.
+* Loading is row by row and never fatal for one bad row: a state row that cannot be read is
+  reported (`LoadedJobs.bad_state`; the scheduler quarantines that job: kept in the file, not
+  loaded), and an event that cannot be read back is counted (`LoadedJobs.ignored`) and
+  skipped. Definitions are handed over as text; the scheduler decodes (and may quarantine)
+  them.
+* The *start horizon* (``scheduler_meta.horizon``) is what makes crash records honest without
+  a commit per run: before a run starts whose start is not itself made durable, a horizon at
+  or after its fire time is committed (`set_horizon`, about once a second); a clean stop
+  writes ``clean`` (`mark_clean`). After a crash, a fire time up to the horizon that the file
+  shows undecided may have started: the scheduler records it as ``uncertain``, never as a
+  fire time that did not run (docs/scheduler.md, "Crashes").
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
+import math
 import sqlite3
-import sys
 import threading
 from collections.abc import Callable, Collection
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
 from .._events import Event, event_from_row
-from .._exceptions import StoreError, StoreVersionError
+from .._exceptions import StoreError, StoreVersionError, TimeControlError
 from ._sqlite import SQLiteLog, insert_rows
 
-__all__ = ["JOBS_SCHEMA_VERSION", "JobStore", "LoadedJobs", "StateRow"]
+__all__ = ["JOBS_SCHEMA_VERSION", "JobStore", "LoadedJobs", "StateRow", "StoredState"]
 
 #: Version of the scheduler tables. Bump it with a migration when they change.
 JOBS_SCHEMA_VERSION: Final = 1
@@ -70,82 +76,46 @@ CREATE TABLE IF NOT EXISTS scheduler_state (
 
 #: (job id, next fire or None, runs, inflight JSON, Log seq the row is valid at)
 StateRow = tuple[str, float | None, int, str, int]
+#: A state row as loaded: (next fire or None, runs, {run ref: [scheduled, manual, started]}).
+StoredState = tuple[float | None, int, dict[int, list[Any]]]
 
 _decode_obj = msgspec.json.Decoder(dict[str, Any])
-_NO_RUNS: dict[str, Any] = {}  # a state row without runs in flight (read only)
 
 
 class LoadedJobs(msgspec.Struct):
-    """What a store held at startup: definitions (JSON text, decoded by the scheduler), state
-    rows and the events to replay."""
+    """What a store held at startup.
+
+    Attributes:
+        specs: each job's JSON definition (decoded by the scheduler, which may quarantine it).
+        state: each job's state row, checked.
+        bad_state: job id -> why its state row could not be read (the job is quarantined).
+        watermark: the Log sequence number the state rows are valid at.
+        replay: the ``job.*`` events after the watermark, in order.
+        ignored: events after the watermark that could not be read (skipped).
+        horizon: ``(asked, until)`` of the last run's start horizon if it did not stop
+            cleanly, else None.
+    """
 
     specs: dict[str, str]
-    state: dict[str, tuple[float | None, int, dict[str, Any], int]]
+    state: dict[str, StoredState]
+    bad_state: dict[str, str]
     watermark: int
     replay: list[Event]
-
-
-class _FileLock:
-    """An exclusive, non-blocking advisory lock on a sidecar file, released by the OS on exit."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh: Any = None
-
-    def acquire(self, what: str) -> None:
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the lock's life
-        try:
-            if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-                import msvcrt
-
-                fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            from ..scheduler._errors import SchedulerLockedError
-
-            raise SchedulerLockedError(
-                f"{what} is already being scheduled by {holder} (lock file {str(self.path)!r}); "
-                "only one process may run jobs from a file, or jobs would run twice. Stop the "
-                "other process, or open the file without a scheduler to read its Log."
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.seek(0)
-                fh.truncate()
-            fh.close()  # closing the descriptor drops the lock
-
-    @property
-    def held(self) -> bool:
-        return self._fh is not None
+    ignored: int = 0
+    horizon: tuple[float, float] | None = None
 
 
 class JobStore:
     """Job definitions and scheduler state kept in a `SQLiteLog`'s file.
 
-    Created by the scheduler; `open` locks the file, checks the schema version and loads.
-    Writes (`put_job`, `delete_job`, `push_state`) are queued for the Log's writer thread and
-    return at once.
+    Created by the scheduler when it attaches to a Log whose sink is a `SQLiteLog`; `load`
+    checks the schema version and reads. Writes (`put_job`, `delete_job`, `push_state`) are
+    queued for the Log's writer thread and return at once.
     """
 
     def __init__(self, sink: SQLiteLog) -> None:
         self.sink = sink
         self.path = sink.path
-        self._lock = _FileLock(Path(str(sink.path) + "-scheduler.lock"))
         # What the loop hands to the writer thread, latest per job; swapped out whole by the
         # writer (`_take`) under `_mutex`, which is all the two threads share.
         self._mutex = threading.Lock()
@@ -153,25 +123,26 @@ class JobStore:
         # job id -> (spec JSON or None to delete, wall time, drop the state row first)
         self._specs: dict[str, tuple[str | None, float, bool]] = {}
         self._tables = False  # set on the writer thread once the tables exist
+        self._tables_asked = False
         self.watermark = 0
         sink.add_cycle_hook(self._take)
 
     # -- startup ----------------------------------------------------------------------------
 
-    def open(self, record_kinds: Collection[str]) -> LoadedJobs:
-        """Lock the file, check the version, create missing tables (write-behind) and load.
+    def load(self, record_kinds: Collection[str]) -> LoadedJobs:
+        """Check the version and read definitions, state rows and the events to replay.
 
-        Blocking: call it once at startup. Nothing is written if the version check fails.
+        Blocking: call it once at startup. Nothing is written (a newer version raises
+        `StoreVersionError` and leaves the file as it is).
         """
-        self._lock.acquire(repr(str(self.path)))
-        try:
-            loaded = self._load(record_kinds)
-        except BaseException:
-            self._lock.release()
-            raise
-        self.sink.call_soon(self._create_tables)
+        loaded = self._load(record_kinds)
         self.watermark = loaded.watermark
         return loaded
+
+    def _ensure_tables(self) -> None:
+        if not self._tables_asked:
+            self._tables_asked = True
+            self.sink.call_soon(self._create_tables)
 
     def _create_tables(self, conn: sqlite3.Connection) -> None:
         _create_tables(conn)
@@ -188,58 +159,47 @@ class JobStore:
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
             if "scheduler_meta" not in tables:
-                return LoadedJobs({}, {}, 0, [])
+                return LoadedJobs({}, {}, {}, 0, [])
             meta = dict(conn.execute("SELECT key, value FROM scheduler_meta").fetchall())
-            version = int(meta.get("schema_version", "0"))
+            version = _int(meta.get("schema_version"))
             if version > JOBS_SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"{str(self.path)!r} holds scheduler tables of schema version {version}, "
                     f"newer than this timecontrol reads (up to {JOBS_SCHEMA_VERSION}); upgrade "
                     "timecontrol to schedule from it. The file was not changed."
                 )
-            watermark = int(meta.get("watermark", "0"))
-            specs = dict(conn.execute("SELECT id, spec FROM scheduler_jobs").fetchall())
-            state = {
-                job_id: (
-                    nxt,
-                    runs,
-                    _NO_RUNS if inflight == "{}" else _decode_obj.decode(inflight),
-                    seq,
-                )
-                for job_id, nxt, runs, inflight, seq in conn.execute(
-                    "SELECT id, next_fire, runs, inflight, seq FROM scheduler_state"
-                )
-            }
-            kinds = sorted(record_kinds)
-            rows = conn.execute(
-                "SELECT seq, mono, wall, kind, subject, payload FROM events "
-                f"WHERE seq > ? AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY seq",
-                (watermark, *kinds),
-            ).fetchall()
-            replay = [event_from_row(*row) for row in rows]
+            watermark = _int(meta.get("watermark"))
+            specs, state, bad = _read_jobs(conn)
+            replay, ignored = _read_events(conn, watermark, record_kinds)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot load jobs from {str(self.path)!r}: {exc}") from None
         finally:
             conn.close()
-        return LoadedJobs(specs, state, watermark, replay)
+        return LoadedJobs(
+            specs, state, bad, watermark, replay, ignored, _horizon(meta.get("horizon"))
+        )
 
     # -- write-behind -------------------------------------------------------------------------
 
     def put_job(self, job_id: str, spec: bytes, wall: float) -> None:
         """Store (insert or replace) a job's JSON definition."""
         text = spec.decode()
+        self._ensure_tables()
         with self._mutex:
             old = self._specs.get(job_id)
             self._specs[job_id] = (text, wall, old is not None and old[2])
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job's definition and state."""
+        self._ensure_tables()
         with self._mutex:
             self._specs[job_id] = (None, 0.0, True)
             self._rows.pop(job_id, None)
 
     def push_state(self, row: StateRow) -> None:
         """Queue a job's state row (the latest one per job is written, with its events)."""
+        if not self._tables_asked:
+            self._ensure_tables()
         with self._mutex:
             self._rows[row[0]] = row
 
@@ -315,21 +275,114 @@ class JobStore:
         count: int = await self.sink.call(delete)
         return count
 
-    def close(self) -> None:
-        """Release the lock (call after the last write was queued)."""
-        self._lock.release()
+    async def set_horizon(self, asked: float, until: float) -> None:
+        """Commit the start horizon: runs may start for fire times up to `until` (asked at
+        wall time `asked`). Returns once it is on disk, after every event queued before."""
+        value = msgspec.json.encode([asked, until]).decode()
+        await self.sink.call(lambda conn: _put_meta(conn, "horizon", value))
 
-    @property
-    def locked(self) -> bool:
-        """True while this store holds the file's scheduler lock."""
-        return self._lock.held
+    async def mark_clean(self) -> None:
+        """Commit that every start so far is in the events (a clean stop)."""
+        await self.sink.call(lambda conn: _put_meta(conn, "horizon", "clean"))
 
     def __repr__(self) -> str:
         return f"<JobStore {str(self.path)!r} watermark={self.watermark}>"
 
 
+def _read_jobs(
+    conn: sqlite3.Connection,
+) -> tuple[dict[str, str], dict[str, StoredState], dict[str, str]]:
+    specs: dict[str, str] = {}
+    state: dict[str, StoredState] = {}
+    bad: dict[str, str] = {}
+    for job_id, spec in conn.execute("SELECT id, spec FROM scheduler_jobs"):
+        if isinstance(job_id, str):
+            specs[job_id] = spec if isinstance(spec, str) else ""
+    for job_id, nxt, runs, inflight in conn.execute(
+        "SELECT id, next_fire, runs, inflight FROM scheduler_state"
+    ):
+        try:
+            state[job_id] = _state_row(nxt, runs, inflight)
+        except (ValueError, TypeError, msgspec.DecodeError) as exc:
+            bad[job_id] = f"its state row is damaged: {str(exc)[:200]}"
+    return specs, state, bad
+
+
+def _read_events(
+    conn: sqlite3.Connection, watermark: int, record_kinds: Collection[str]
+) -> tuple[list[Event], int]:
+    kinds = sorted(record_kinds)
+    rows = conn.execute(
+        "SELECT seq, mono, wall, kind, subject, payload FROM events "
+        f"WHERE seq > ? AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY seq",
+        (watermark, *kinds),
+    )
+    replay: list[Event] = []
+    ignored = 0
+    for row in rows:
+        try:
+            replay.append(event_from_row(*row))
+        except (TimeControlError, TypeError, ValueError):
+            ignored += 1  # an event that cannot be read back is no evidence of anything
+    return replay, ignored
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _state_row(nxt: object, runs: object, inflight: object) -> StoredState:
+    """A state row's values, checked (`ValueError` naming what is wrong)."""
+    if nxt is not None and not _number(nxt):
+        raise ValueError(f"next_fire {nxt!r:.60} is not a time")
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 0:
+        raise ValueError(f"runs {runs!r:.60} is not a count")
+    if not isinstance(inflight, str):
+        raise ValueError(f"inflight {inflight!r:.60} is not JSON text")
+    in_flight: dict[int, list[Any]] = {}
+    if inflight != "{}":
+        for ref, entry in _decode_obj.decode(inflight).items():
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 3
+                and _number(entry[0])
+                and isinstance(entry[1], bool)
+                and (entry[2] is None or _number(entry[2]))
+            ):
+                raise ValueError(f"inflight entry {ref!r:.30}: {entry!r:.60} is not a run")
+            in_flight[int(ref)] = entry
+    return (None if nxt is None else float(nxt)), runs, in_flight
+
+
+def _horizon(text: object) -> tuple[float, float] | None:
+    """The stored start horizon: None when clean or never written."""
+    if not isinstance(text, str) or text == "clean":
+        return None
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        value = None
+    if isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value):
+        return float(value[0]), float(value[1])
+    # Damaged: nothing says which starts were durable, so assume any may not have been.
+    return (-math.inf, math.inf)
+
+
+def _int(text: object) -> int:
+    """A meta value as an int (0 when missing or unreadable)."""
+    try:
+        return int(str(text)) if text is not None else 0
+    except ValueError:
+        return 0
+
+
 def _nothing(conn: sqlite3.Connection) -> None:
     pass
+
+
+def _put_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    _create_tables(conn)
+    conn.execute("INSERT OR REPLACE INTO scheduler_meta (key, value) VALUES (?, ?)", (key, value))
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:

@@ -2,17 +2,31 @@
 
 Why this shape:
 
-* The loop never waits for the disk. `SQLiteLog.write` appends a tuple to a queue and
-  returns; one writer thread (the only connection that writes) takes what is queued and
-  inserts it with multi-row statements (`insert_rows`), committing at most every
-  `flush_interval` seconds (100 ms) or as soon as `batch_size` events are waiting. The
-  sqlite3 module releases the GIL inside SQLite, and each statement holds it only to bind
-  its rows, so the loop keeps running while the thread writes.
+* The loop never waits for the disk while the disk keeps up. `SQLiteLog.write` appends a
+  tuple to a queue and returns; one writer thread (the only connection that writes) takes
+  what is queued and inserts it with multi-row statements (`insert_rows`), committing every
+  half `flush_interval` or as soon as `batch_size` events are waiting. The sqlite3 module
+  releases the GIL inside SQLite, and each statement holds it only to bind its rows, so the
+  loop keeps running while the thread writes.
+* The loss bound holds at every rate. After a ``kill -9`` at most the events of the last
+  `flush_interval` (100 ms) are lost: when the oldest event not yet committed is older than
+  three quarters of it (or a huge backlog waits), `write` blocks until the writer has
+  committed what is older (backpressure: it is how the loop learns that the disk is slower
+  than its producers; the writer then commits small batches, so that each wait is short).
+* One writer per file, found by what the file is (`WriterLock`: a symlink, a relative path
+  or a hard link reach the same lock; nothing is left behind). Readers (``readonly=True``,
+  `read_events`, ``timecontrol log``) never write, never create, and take no lock.
+* Sequence numbers are never reused, across crashes included. Every seq that `write` accepts
+  is at most a reservation (``meta.seq_reserved``) already committed to the file; the writer
+  extends it a block ahead of use. A clean close shrinks it back to the last event, so seqs
+  stay contiguous across restarts; after a crash the next run continues after the
+  reservation, leaving a gap (of less than `SEQ_BLOCK`) that tells you the run ended badly.
 * WAL journal with ``synchronous=NORMAL``: a commit is atomic, readers never block the writer,
-  and after a crash (``kill -9``) the file opens cleanly with every committed batch intact;
-  at most the batch being written at that moment is lost.
-* Versioned schema (``PRAGMA user_version``): a file written by a newer timecontrol is refused
-  with `StoreVersionError` and left untouched, never rewritten.
+  and after a crash (``kill -9``) the file opens cleanly with every committed batch intact.
+  (A power cut may also lose the last commits; it never corrupts the file.)
+* A file is checked before anything is written to it (`_sqlite_file`): damaged, foreign or
+  newer files are refused with a `StoreError` subclass and left untouched. New files are
+  created ``0600`` (the events may hold anything); SQLite gives its side files the same mode.
 * Payloads are JSON text, so ``sqlite3 lab.sqlite "select json_extract(payload, '$.result')
   from events"`` works, and nothing is pickled.
 """
@@ -20,6 +34,8 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -33,28 +49,27 @@ import anyio
 import anyio.to_thread
 
 from .._clock import run_in_thread
-from .._events import Event, event_from_row
-from .._exceptions import StoreError, StoreVersionError
+from .._events import Event
+from .._exceptions import StoreError, StoreLockedError, StoreReadOnlyError
+from ._lock import WriterLock
+from ._sqlite_file import (
+    APPLICATION_ID,
+    SCHEMA,
+    SCHEMA_VERSION,
+    check_header,
+    check_sidecars,
+    inspect_schema,
+    quick_check,
+    read_events,
+    read_with,
+    select_events,
+    store_error,
+)
 
-__all__ = ["SCHEMA_VERSION", "SQLiteLog", "read_events"]
+__all__ = ["SCHEMA_VERSION", "SEQ_BLOCK", "SQLiteLog", "insert_rows", "read_events"]
 
-#: The schema this version writes and reads. Bump it with a migration when tables change.
-SCHEMA_VERSION: Final = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq     INTEGER PRIMARY KEY,
-    mono    REAL    NOT NULL,
-    wall    REAL    NOT NULL,
-    kind    TEXT    NOT NULL,
-    subject TEXT    NOT NULL,
-    payload TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_wall ON events (wall);
-CREATE INDEX IF NOT EXISTS events_kind ON events (kind, seq);
-CREATE INDEX IF NOT EXISTS events_subject ON events (subject, seq);
-"""
+#: How far ahead of use sequence numbers are reserved (the most a crash can skip).
+SEQ_BLOCK: Final = 100_000
 
 Row = tuple[int, float, float, str, str, str]
 
@@ -68,6 +83,15 @@ CycleHook = Callable[[], "Callable[[sqlite3.Connection], None] | None"]
 # Most rows per INSERT statement, and the pause after each (see `insert_rows`).
 _SLICE: Final = 64
 _YIELD: Final = 0.0002
+# The loop's side of the loss bound: how often `write` looks at the clock, the share of
+# `flush_interval` after which the writer hurries (small transactions) and after which `write`
+# waits, the rows per transaction while it hurries, and the most events ever waiting.
+_CHECK_EVERY: Final = 0.001
+_HURRY_AT: Final = 0.4
+_WAIT_AT: Final = 0.75
+_HURRY_ROWS: Final = 128
+_MAX_PENDING: Final = 100_000
+_monotonic = time.monotonic
 T = TypeVar("T")
 
 
@@ -77,6 +101,8 @@ def insert_rows(
     row_sql: str,
     width: int,
     rows: list[Any],
+    *,
+    pause: bool = True,
 ) -> None:
     """Insert `rows` (tuples of `width` values) with multi-row ``VALUES`` statements.
 
@@ -90,7 +116,8 @@ def insert_rows(
     held the GIL for as long. Here each statement binds up to `_SLICE` rows in C with the GIL
     held (about 25 us for 64 rows of six values) and then runs them all in one step with
     the GIL released. Slices are 64, 32, ... 1 rows, so at most seven statements are ever
-    prepared (and cached by sqlite3).
+    prepared (and cached by sqlite3). `pause`: sleep briefly after each statement (see below);
+    pointless while the loop's thread is blocked waiting for this very commit.
     """
     limit = max(1, min(_SLICE, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     lo, n = 0, len(rows)
@@ -106,135 +133,55 @@ def insert_rows(
         # A real pause hands the GIL to the loop's thread if it waits for it: sqlite3 takes
         # the GIL straight back after a statement, quicker than a waiting thread wakes up,
         # so without it the loop could wait for the 5 ms switch interval.
-        time.sleep(_YIELD)
+        if pause:
+            time.sleep(_YIELD)
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def _put_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+
+
+def _meta_int(meta: dict[str, Any], key: str, path: Path) -> int:
     try:
-        if readonly:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-            )
-        else:
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open SQLite file {str(path)!r}: {exc}") from None
-
-
-def _check_version(conn: sqlite3.Connection, path: Path) -> int:
-    try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"{str(path)!r} is not a timecontrol SQLite file ({exc}); "
-            "give a new path or a file written by timecontrol"
+        return int(meta.get(key, 0))
+    except (TypeError, ValueError):
+        raise store_error(
+            path, sqlite3.DatabaseError("malformed"), f"reading meta {key}={meta[key]!r} of"
         ) from None
-    if version > SCHEMA_VERSION:
-        raise StoreVersionError(
-            f"{str(path)!r} has schema version {version}, newer than this timecontrol reads "
-            f"(up to {SCHEMA_VERSION}); upgrade timecontrol to open it. The file was not changed."
-        )
-    if version == 0 and tables:
+
+
+def _check_args(batch_size: object, flush_interval: object, mode: object) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise StoreError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not (
+        isinstance(flush_interval, int | float)
+        and not isinstance(flush_interval, bool)
+        and 0 < flush_interval <= 60
+    ):
+        raise StoreError(f"flush_interval must be seconds in (0, 60], got {flush_interval!r}")
+    if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
         raise StoreError(
-            f"{str(path)!r} holds tables {sorted(tables)} but no timecontrol schema version; "
-            "refusing to write into a database timecontrol did not create"
+            f"mode must be file permission bits between 0o000 and 0o777 (e.g. 0o600), got {mode!r}"
         )
-    if version > 0 and not {"meta", "events"} <= tables:
-        raise StoreError(
-            f"{str(path)!r} has schema version {version} but not timecontrol's tables (it holds "
-            f"{sorted(tables)}); give a new path or a file written by timecontrol"
-        )
-    return version
-
-
-def _where(
-    since: float | None,
-    until: float | None,
-    kinds: Collection[str] | None,
-    subjects: Collection[str] | None,
-    after_seq: int | None,
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        clauses.append("wall >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("wall < ?")
-        params.append(until)
-    if after_seq is not None:
-        clauses.append("seq > ?")
-        params.append(after_seq)
-    for column, given in (("kind", kinds), ("subject", subjects)):
-        if given is not None:
-            values = list(given)
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def read_events(
-    path: str | Path,
-    *,
-    since: float | None = None,
-    until: float | None = None,
-    kinds: Collection[str] | None = None,
-    subjects: Collection[str] | None = None,
-    after_seq: int | None = None,
-    limit: int | None = None,
-    newest_first: bool = False,
-) -> list[Event]:
-    """Read events from a log file (blocking; for scripts and the CLI), oldest first.
-
-    Opens the file read-only: reading never changes it, not even its schema.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"no such log file: {str(path)!r}")
-    conn = _connect(path, readonly=True)
-    try:
-        _check_version(conn, path)
-        return _select(conn, since, until, kinds, subjects, after_seq, limit, newest_first)
-    finally:
-        conn.close()
-
-
-def _select(
-    conn: sqlite3.Connection,
-    since: float | None,
-    until: float | None,
-    kinds: Collection[str] | None,
-    subjects: Collection[str] | None,
-    after_seq: int | None,
-    limit: int | None,
-    newest_first: bool,
-) -> list[Event]:
-    where, params = _where(since, until, kinds, subjects, after_seq)
-    sql = f"SELECT seq, mono, wall, kind, subject, payload FROM events{where}"
-    sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    try:
-        rows = conn.execute(sql, params).fetchall()
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read events: {exc}") from None
-    return [event_from_row(*row) for row in rows]
 
 
 class SQLiteLog:
     """A `LogSink` that keeps every event in a SQLite file.
 
     Args:
-        path: the file (created with its schema if missing).
+        path: the file (created with its schema if missing; an empty file is initialised).
         batch_size: wake the writer as soon as this many events wait (default 2000).
-        flush_interval: commit at most this many seconds after an event was written
-            (default 0.1 s): after a crash at most this much is lost.
+        flush_interval: the loss bound: after a crash (``kill -9``) at most the events of the
+            last `flush_interval` seconds are lost (default 0.1 s). The writer commits every
+            half of it; `write` waits when the disk falls behind (see the module docstring).
+        readonly: open for reading only: never writes or creates anything, takes no lock,
+            works while a writer runs; `write` and the other writing calls raise
+            `StoreReadOnlyError` (a `Log` over it refuses appends).
+        mode: permission bits of a file created here (default ``0o600``; the umask applies).
 
-    Opening checks the schema version at once (a newer file raises `StoreVersionError`).
+    Opening checks the file at once and writes nothing to a file it refuses:
+    `StoreLockedError` (another writer has it), `StoreVersionError` (newer timecontrol),
+    `StoreForeignError` (another program's database), `StoreCorruptError` (damaged).
     """
 
     def __init__(
@@ -243,44 +190,24 @@ class SQLiteLog:
         *,
         batch_size: int = 2000,
         flush_interval: float = 0.1,
+        readonly: bool = False,
+        mode: int = 0o600,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise StoreError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not (isinstance(flush_interval, int | float) and 0 < flush_interval <= 60):
-            raise StoreError(f"flush_interval must be seconds in (0, 60], got {flush_interval!r}")
+        _check_args(batch_size, flush_interval, mode)
         self.path = Path(path)
         self.batch_size = batch_size
         self.flush_interval = float(flush_interval)
-        conn = _connect(self.path)
-        try:
-            version = _check_version(conn, self.path)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if version == 0:
-                conn.executescript(
-                    "BEGIN;"
-                    + _SCHEMA
-                    + f"PRAGMA user_version = {SCHEMA_VERSION};"
-                    + "INSERT OR REPLACE INTO meta VALUES ('created_by', 'timecontrol');"
-                    + "COMMIT;"
-                )
-            # Sequence numbers are never reused: `purge` may have deleted the newest events,
-            # so it leaves the highest seq it saw in `meta`.
-            self._last_seq = int(
-                conn.execute(
-                    "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), COALESCE("
-                    "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
-                ).fetchone()[0]
-            )
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+        self.readonly = bool(readonly)
+        self._cadence = self.flush_interval / 2
+        self._hurry_age = self.flush_interval * _HURRY_AT
+        self._max_age = self.flush_interval * _WAIT_AT
         # A deque, never replaced: the loop appends on the right while the writer thread takes
         # from the left (both atomic), so no event can land in a batch already being written.
         self._pending: deque[Row] = deque()
-        self._queued_seq = self._last_seq
-        self._durable_seq = self._last_seq
+        self._marks: deque[tuple[int, float]] = deque()  # (seq, time it was written)
+        self._next_check = 0.0
+        self._hurry = False  # the writer commits small batches: the loss bound is near
+        self._waiting = 0  # the loop's thread is blocked until the writer commits
         # Work for the writer thread besides events: (fn, reply or None), run in order.
         self._commands: list[
             tuple[Callable[[sqlite3.Connection], Any], tuple[list[Any], threading.Event] | None]
@@ -291,29 +218,233 @@ class SQLiteLog:
         self._closing = False
         self._closed = False
         self._error: BaseException | None = None
+        self._lock: WriterLock | None = None
+        self._thread: threading.Thread | None = None
+        self._reserve_to = 0  # a reservation the loop asked for (0: none)
+        if self.readonly:
+            last = read_with(self.path, self._read_last_seq)
+            self._closing = self._closed = True  # no writer thread: nothing runs, nothing waits
+            self._set_seqs(last, last)
+            self._bump_at = -1  # every write goes to `_reserve`, which refuses it
+            return
+        self._conn, last, reserved = self._open_writer(mode)
+        self._set_seqs(last, reserved)
         self._thread = threading.Thread(
             target=self._writer, name=f"timecontrol-sqlite:{self.path.name}", daemon=True
         )
         self._thread.start()
 
+    def _set_seqs(self, last: int, reserved: int) -> None:
+        self._last_seq = self._queued_seq = self._durable_seq = last
+        self._reserved = reserved  # committed: every seq handed out is at most this
+        self._bump_at = reserved - SEQ_BLOCK // 2
+
+    @staticmethod
+    def _read_last_seq(conn: sqlite3.Connection | None) -> int:
+        if conn is None:
+            return 0
+        row = conn.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), COALESCE("
+            "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
+        ).fetchone()
+        return int(row[0])
+
+    # -- opening for writing ----------------------------------------------------------------
+
+    def _open_writer(self, mode: int) -> tuple[sqlite3.Connection, int, int]:
+        """Lock, check, then (only then) write: the schema if new, and a seq reservation."""
+        check_sidecars(self.path)
+        try:
+            lock = WriterLock.acquire(self.path, mode=mode)
+        except StoreLockedError as exc:
+            raise self._with_holder(exc) from None
+        conn: sqlite3.Connection | None = None
+        try:
+            size = check_header(lock.fd, self.path)
+
+            def check(ro: sqlite3.Connection | None) -> tuple[int, int]:
+                if ro is None:
+                    return 0, 0  # empty: initialise it
+                quick_check(ro, self.path, size)
+                return inspect_schema(ro, self.path)
+
+            # Checked through a read-only connection: closing a read-write one on a refused
+            # file could checkpoint a WAL left by a crash into it, i.e. change it.
+            version, app_id = read_with(self.path, check)
+            conn = self._connect()
+            last, reserved = self._start_session(conn, version, app_id)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            self._forget_created(lock)
+            lock.release()
+            raise
+        self._lock = lock
+        return conn, last, reserved
+
+    def _connect(self) -> sqlite3.Connection:
+        real = os.path.realpath(self.path)
+        try:
+            conn = sqlite3.connect(real, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, "open") from None
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+
+    def _start_session(
+        self, conn: sqlite3.Connection, version: int, app_id: int
+    ) -> tuple[int, int]:
+        """Initialise a new file, reserve seqs; returns (last seq, reservation)."""
+        try:
+            if version:
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                top = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            else:
+                meta, top = {}, 0
+            # After a crash `seq_reserved` is above every seq handed out: continue after it.
+            # After a clean close it equals the last event: no gap.
+            last = max(
+                int(top),
+                _meta_int(meta, "last_seq", self.path),
+                _meta_int(meta, "seq_reserved", self.path),
+            )
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"{str(self.path)!r} cannot use SQLite's WAL journal (got {mode!r}); keep "
+                    "store files on a local disk"
+                )
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not version:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    _put_meta(conn, "created_by", "timecontrol")
+                if app_id != APPLICATION_ID:
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                _put_meta(conn, "seq_reserved", last + SEQ_BLOCK)
+                _put_meta(conn, "writer", f"pid {os.getpid()} on {socket.gethostname()}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc, "initialise") from None
+        return last, last + SEQ_BLOCK
+
+    def _forget_created(self, lock: WriterLock) -> None:
+        # A refused open leaves no trace: remove the file only if this open created it and it
+        # is still the same, empty file.
+        if not lock.created:
+            return
+        with contextlib.suppress(OSError):
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == lock.key and st.st_size == 0:
+                os.unlink(self.path)
+
+    def _with_holder(self, exc: StoreLockedError) -> StoreLockedError:
+        def holder(conn: sqlite3.Connection | None) -> str | None:
+            if conn is None:
+                return None
+            row = conn.execute("SELECT value FROM meta WHERE key = 'writer'").fetchone()
+            return None if row is None else str(row[0])
+
+        if f"(pid {os.getpid()})" in str(exc):
+            return exc  # this process: the message says so already
+        try:
+            who = read_with(self.path, holder)
+        except StoreError:
+            who = None
+        if who is None:
+            return exc
+        return StoreLockedError(f"{exc} (the file names its writer: {who})")
+
     # -- the loop's side --------------------------------------------------------------------
 
     def last_seq(self) -> int:
-        """The highest sequence number stored when the file was opened."""
+        """The sequence number the Log continues after: the last stored one, or after a crash
+        the end of the crashed run's reservation (so that no seq is ever reused)."""
         return self._last_seq
 
     def write(self, event: Event, payload: bytes) -> None:
-        """Queue an event; the writer thread commits it within `flush_interval`."""
+        """Queue an event; the writer thread commits it within `flush_interval`.
+
+        Returns at once, except as backpressure: when the writer falls behind the loss bound
+        (or the seq reservation), it waits, briefly, for the writer to commit.
+        """
+        seq = event.seq
+        if seq > self._bump_at:  # the reserved seqs run low (rare; always on a reader)
+            self._reserve(seq)
+        now = _monotonic()
+        if now >= self._next_check:  # about once a millisecond
+            self._check(seq, now)
         pending = self._pending
         # The row as it will be bound. Decoding here spreads the work evenly over the loop;
         # on the writer it would hold the GIL in bursts, and sqlite3 binds a str several
         # times faster than bytes (which it first tries to adapt).
-        pending.append(
-            (event.seq, event.mono, event.wall, event.kind, event.subject, payload.decode())
-        )
-        self._queued_seq = event.seq
+        pending.append((seq, event.mono, event.wall, event.kind, event.subject, payload.decode()))
+        self._queued_seq = seq
         if len(pending) >= self.batch_size:
             self._wake.set()
+            if len(pending) >= _MAX_PENDING:
+                self._wait_durable(seq - _MAX_PENDING // 2)
+
+    def _reserve(self, seq: int) -> None:
+        """Ask the writer to reserve more seqs; wait if `seq` is beyond what is committed."""
+        if self.readonly:
+            raise StoreReadOnlyError(
+                f"{self!r} was opened read-only; open it without readonly=True to write"
+            )
+        with self._cond:
+            self._reserve_to = max(self._reserve_to, seq + SEQ_BLOCK)
+            self._bump_at = self._reserved  # ask again only beyond what is committed
+            self._wake.set()
+            if seq <= self._reserved:
+                return
+            self._waiting += 1
+            try:
+                while self._reserved < seq and self._error is None and not self._closed:
+                    self._cond.wait(0.05)
+            finally:
+                self._waiting -= 1
+
+    def _check(self, seq: int, now: float) -> None:
+        """Keep the oldest event not yet committed younger than the loss bound."""
+        self._next_check = now + _CHECK_EVERY
+        marks = self._marks
+        marks.append((seq, now))
+        first = self._durable_seq + 1  # the oldest event not yet committed
+        if first >= seq:  # every earlier one is committed
+            if len(marks) > 1:
+                marks.clear()
+                marks.append((seq, now))
+            self._hurry = False
+            return
+        # Keep as the anchor the newest mark at or before `first`: `first` was written at or
+        # after its time, so the age measured from it errs on the safe side (by < 1 ms).
+        while marks[1][0] <= first:
+            marks.popleft()
+        age = now - marks[0][1]
+        self._hurry = age > self._hurry_age
+        if age > self._max_age:
+            self._wake.set()
+            cut = now - self._max_age + _CHECK_EVERY
+            target = next(s for s, t in marks if t > cut) - 1
+            self._wait_durable(target)
+
+    def _wait_durable(self, target: int) -> None:
+        """Block (backpressure) until the writer committed `target`, failed, or stopped."""
+        self._wake.set()
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._durable_seq < target and self._error is None and not self._closed:
+                    self._cond.wait(0.05)
+            finally:
+                self._waiting -= 1
 
     @property
     def durable_seq(self) -> int:
@@ -327,7 +458,7 @@ class SQLiteLog:
             self._raise_if_failed()
             return
         self._wake.set()
-        await run_in_thread(self._wait_durable, target, abandon_on_cancel=True)
+        await run_in_thread(self._wait_flushed, target, abandon_on_cancel=True)
         self._raise_if_failed()
         if self._durable_seq < target:  # written after close: the writer is gone
             raise StoreError(
@@ -335,13 +466,17 @@ class SQLiteLog:
                 f"and are not stored (durable up to {self._durable_seq})"
             )
 
-    def _wait_durable(self, target: int) -> None:
+    def _wait_flushed(self, target: int) -> None:
         with self._cond:
             self._cond.wait_for(
                 lambda: self._durable_seq >= target or self._error is not None or self._closed
             )
 
     def _check_open(self) -> None:
+        if self.readonly:
+            raise StoreReadOnlyError(
+                f"{self!r} was opened read-only; open it without readonly=True to write"
+            )
         # After close the writer thread is gone: work handed to it would wait forever.
         if self._closing:
             raise StoreError(f"{self!r} is closed; it runs no more work")
@@ -376,6 +511,7 @@ class SQLiteLog:
         commits them. A hook is called on the writer thread and must be quick; it lives as
         long as this sink.
         """
+        self._check_open()
         self._hooks.append(hook)
 
     def call_soon(self, fn: Callable[[sqlite3.Connection], object]) -> None:
@@ -421,33 +557,58 @@ class SQLiteLog:
         after_seq: int | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        on_bad_row: Callable[[str], None] | None = None,
     ) -> list[Event]:
-        """Committed events matching every filter (read in a worker thread)."""
+        """Committed events matching every filter (read in a worker thread, read-only).
+
+        Kinds this process has not registered are read as they are. A damaged row raises
+        `StoreCorruptError`, or with `on_bad_row` is skipped after ``on_bad_row(message)``.
+        """
+        filters = {
+            "since": since,
+            "until": until,
+            "kinds": kinds,
+            "subjects": subjects,
+            "after_seq": after_seq,
+            "limit": limit,
+            "newest_first": newest_first,
+        }
+        path = self.path
 
         def run() -> list[Event]:
-            conn = _connect(self.path, readonly=True)
-            try:
-                return _select(conn, since, until, kinds, subjects, after_seq, limit, newest_first)
-            finally:
-                conn.close()
+            return read_with(path, lambda conn: select_events(conn, path, filters, on_bad_row))
 
         return await run_in_thread(run)
 
     async def aclose(self) -> None:
-        """Commit everything written so far and stop the writer thread. Idempotent."""
-        if self._closing:
+        """Commit everything written so far, stop the writer thread, release the file's lock.
+
+        Idempotent. Raises `StoreError` if the writer had failed.
+        """
+        thread = self._thread
+        if thread is None or self._closing:
+            self._release()
             return
         self._closing = True
         self._wake.set()
         with anyio.CancelScope(shield=True):
-            await run_in_thread(self._thread.join)
+            await run_in_thread(thread.join)
+        self._release()
         self._raise_if_failed()
 
     def close(self) -> None:
         """Blocking `aclose` for synchronous code."""
         self._closing = True
         self._wake.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
+        self._release()
+
+    def _release(self) -> None:
+        # Only after the writer's connection is closed (see `_lock`): the thread has ended.
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -455,7 +616,7 @@ class SQLiteLog:
         conn = self._conn
         try:
             while True:
-                self._wake.wait(self.flush_interval)
+                self._wake.wait(self._cadence)
                 self._wake.clear()
                 closing = self._closing
                 self._cycle(conn)
@@ -464,12 +625,15 @@ class SQLiteLog:
                     # Whatever was queued before the command goes first (as documented).
                     self._cycle(conn)
                     self._run_command(conn, fn, reply)
-                if self._pending and (closing or len(self._pending) >= self.batch_size):
-                    self._wake.set()  # more than a cycle's worth: go on at once
+                if self._pending and (
+                    closing or self._waiting or len(self._pending) >= self.batch_size
+                ):
+                    self._wake.set()  # more than a cycle's worth, or the loop waits: go on
                 elif closing:
                     self._cycle(conn)  # what the commands just made possible (new tables)
                     if not self._pending:
                         break
+            self._end_session(conn)
         except BaseException as exc:  # reported to the loop by flush()/aclose()
             self._error = exc
         finally:
@@ -482,6 +646,14 @@ class SQLiteLog:
             for _fn, reply in self._commands:
                 if reply is not None:
                     reply[1].set()
+
+    def _end_session(self, conn: sqlite3.Connection) -> None:
+        """A clean close: give back the unused reservation, so that the next run's seqs follow
+        on without a gap (events written after close are not stored: `flush` says so)."""
+        conn.execute("BEGIN")
+        _put_meta(conn, "seq_reserved", self._durable_seq)
+        conn.execute("DELETE FROM meta WHERE key = 'writer'")
+        conn.execute("COMMIT")
 
     def _run_command(
         self,
@@ -505,32 +677,53 @@ class SQLiteLog:
             reply[1].set()
 
     def _cycle(self, conn: sqlite3.Connection) -> None:
-        """Commit the queued events, a batch per transaction, and the hooks' work with the
-        last one (in a transaction of its own when there were no events)."""
+        """Commit the queued events, a batch per transaction (small ones while the loss bound
+        is near), a new seq reservation with the first and the hooks' work with the last (in a
+        transaction of their own when there were no events)."""
         work = [w for w in (hook() for hook in self._hooks) if w is not None]
+        with self._cond:
+            reserve = self._reserve_to if self._reserve_to > self._reserved else 0
         pending = self._pending
         left = len(pending)  # only what is queued now: a cycle ends even under a flood
         while left:
             # At most one batch per transaction, popped in C (a Python loop over thousands
             # of rows would hold the GIL, and stall the loop, for as long).
-            n = min(left, self.batch_size)
+            waiting = self._waiting
+            n = min(left, _HURRY_ROWS if waiting or self._hurry else self.batch_size)
             batch = list(starmap(pending.popleft, repeat((), n)))
             left -= n
             conn.execute("BEGIN")
-            insert_rows(conn, _INSERT_HEAD, _INSERT_ROW, 6, batch)
+            if reserve:
+                _put_meta(conn, "seq_reserved", reserve)
+            insert_rows(conn, _INSERT_HEAD, _INSERT_ROW, 6, batch, pause=not waiting)
             if not left:
                 for w in work:
                     w(conn)
                 work = []
             conn.execute("COMMIT")
-            with self._cond:
-                self._durable_seq = batch[-1][0]
-                self._cond.notify_all()
-        if work:
+            self._published(batch[-1][0], reserve)
+            reserve = 0
+        if work or reserve:
             conn.execute("BEGIN")
+            if reserve:
+                _put_meta(conn, "seq_reserved", reserve)
             for w in work:
                 w(conn)
             conn.execute("COMMIT")
+            self._published(None, reserve)
+
+    def _published(self, durable: int | None, reserved: int) -> None:
+        """Tell the loop what the last commit made durable (events, a seq reservation)."""
+        with self._cond:
+            if durable is not None:
+                self._durable_seq = durable
+            if reserved:
+                self._reserved = reserved
+                self._bump_at = reserved - SEQ_BLOCK // 2
+                if self._reserve_to <= reserved:
+                    self._reserve_to = 0
+            self._cond.notify_all()
 
     def __repr__(self) -> str:
-        return f"SQLiteLog({str(self.path)!r})"
+        ro = ", readonly=True" if self.readonly else ""
+        return f"SQLiteLog({str(self.path)!r}{ro})"

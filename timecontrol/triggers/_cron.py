@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -158,6 +158,29 @@ def _nearest_weekday(day: int, first: int, ndays: int) -> int:
     return day + 1 if day < ndays else day - 2  # Sunday: the Monday after, unless next month
 
 
+def _expand_checked(
+    expr: str, fields: list[str], names: Sequence[str], accepted: Sequence[str]
+) -> tuple[list[list[Any]], dict[Any, set[Any]]]:
+    """`_expand(fields)`, with a `CronSyntaxError` naming the field at fault."""
+    try:
+        return _expand(fields)
+    except (ValueError, TypeError, KeyError) as exc:
+        # Find the field at fault by parsing it alone among wildcards.
+        for i, field in enumerate(fields):
+            probe = ["*"] * len(fields)
+            probe[i] = field
+            try:
+                _expand(probe)
+            except (ValueError, TypeError, KeyError):
+                raise CronSyntaxError(
+                    f"cron expression {expr!r}: {names[i]} field {field!r} is not valid "
+                    f"({exc}); accepted in that field: {accepted[i]}"
+                ) from exc
+        raise CronSyntaxError(
+            f"cron expression {expr!r} is not valid ({exc}); expected {_SYNTAX}"
+        ) from exc
+
+
 class _Spec:
     """The parsed form of one expression: allowed values per field and the day rule."""
 
@@ -182,23 +205,7 @@ class _Spec:
         names = _NAMES6 if len(fields) == 6 else _NAMES6[1:]
         accepted = _ACCEPTED6 if len(fields) == 6 else _ACCEPTED6[1:]
         fields = [_canonical_field(f, k, expr) for f, k in zip(fields, names, strict=True)]
-        try:
-            expanded, nth = _expand(fields)
-        except (ValueError, TypeError, KeyError) as exc:
-            # Find the field at fault by parsing it alone among wildcards.
-            for i, field in enumerate(fields):
-                probe = ["*"] * len(fields)
-                probe[i] = field
-                try:
-                    _expand(probe)
-                except (ValueError, TypeError, KeyError):
-                    raise CronSyntaxError(
-                        f"cron expression {expr!r}: {names[i]} field {field!r} is not valid "
-                        f"({exc}); accepted in that field: {accepted[i]}"
-                    ) from exc
-            raise CronSyntaxError(
-                f"cron expression {expr!r} is not valid ({exc}); expected {_SYNTAX}"
-            ) from exc
+        expanded, nth = _expand_checked(expr, fields, names, accepted)
 
         self.has_seconds = len(fields) == 6
         self.minutes = _ints(expanded[0], 0, 59)

@@ -1,0 +1,135 @@
+"""Crash rounds for `test_foundation_log_durability.py` (run as a script, not collected).
+
+``python _kill9_server.py DIR ROUNDS SEED`` imports timecontrol once, then for each round
+forks a writer child (forking is what keeps 30 kills within a few seconds: no interpreter
+start, no imports), lets it write for a random 5-60 ms, kills it with SIGKILL and, with the
+child dead, reads what the file holds. It prints one JSON line per round.
+
+Ground truth: the child writes into a small shared mapping (`mmap` of a file; what a process
+writes there survives its ``kill -9``) after each event: the seq and wall time of the newest
+event appended, the newest seq its subscriber received, and the first seq of the run. The
+file is read afterwards with plain ``sqlite3`` (read-only), not through timecontrol, so the
+checks do not trust the code they check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mmap
+import os
+import random
+import signal
+import sqlite3
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from timecontrol import Log, SystemClock
+from timecontrol.stores import SQLiteLog
+
+# first seq, subscriber's newest seq, newest appended seq, its wall, first wall, ready flag
+_TRUTH = struct.Struct("<qqqddq")
+
+
+def _child(path: Path, truth: mmap.mmap, paced: bool) -> None:
+    async def main() -> None:
+        log = Log(sink=SQLiteLog(path), clock=SystemClock(), ring_size=1000)
+        sub = log.subscribe()
+        first = log.last_seq + 1
+        _TRUTH.pack_into(truth, 0, first, 0, 0, 0.0, 0.0, 0)
+
+        async def subscriber() -> None:
+            async for event in sub:
+                struct.pack_into("<q", truth, 8, event.seq)  # what it "printed"
+
+        task = asyncio.create_task(subscriber())
+        struct.pack_into("<q", truth, 40, 1)  # ready: the kill may come now
+        i = 0
+        start = time.monotonic()
+        while True:
+            for _ in range(20 if paced else 200):
+                i += 1
+                event = log._emit("log.note", f"s{i % 7}", {"i": i, "pad": "x" * (i % 61)})
+                if i == 1:
+                    struct.pack_into("<d", truth, 32, event.wall)
+                struct.pack_into("<qd", truth, 16, event.seq, event.wall)
+            if paced:  # about 10,000 events/s
+                await asyncio.sleep(max(0.0, start + i / 10_000 - time.monotonic()))
+            else:  # flat out: only backpressure slows it down
+                await asyncio.sleep(0)
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def _file_state(path: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        check = conn.execute("PRAGMA quick_check").fetchall()
+        top = conn.execute("SELECT seq, wall FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        reserved = conn.execute("SELECT value FROM meta WHERE key = 'seq_reserved'").fetchone()
+        seqs = [row[0] for row in conn.execute("SELECT seq FROM events ORDER BY seq")]
+    finally:
+        conn.close()
+    return {
+        "check": [row[0] for row in check],
+        "durable_seq": top[0] if top else 0,
+        "durable_wall": top[1] if top else 0.0,
+        "reserved": int(reserved[0]) if reserved else 0,
+        "seqs": seqs,
+    }
+
+
+def _round(path: Path, truth: mmap.mmap, paced: bool, rng: random.Random) -> dict[str, Any]:
+    truth[:] = bytes(len(truth))
+    pid = os.fork()
+    if pid == 0:  # the child: write until killed
+        try:
+            _child(path, truth, paced)
+        finally:
+            os._exit(1)
+    deadline = time.monotonic() + 10
+    while struct.unpack_from("<q", truth, 40)[0] == 0:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0) or time.monotonic() > deadline:
+            return {"error": "the writer died before it was ready"}
+        time.sleep(0.0005)
+    time.sleep(rng.uniform(0.005, 0.3))
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    first, sub_max, appended, appended_wall, first_wall, _ = _TRUTH.unpack_from(truth, 0)
+    state = _file_state(path)
+    seqs = state.pop("seqs")
+    mine = [s for s in seqs if s >= first]
+    return {
+        "paced": paced,
+        "killed": os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
+        "first_seq": first,
+        "sub_max": sub_max,
+        "appended_seq": appended,
+        "appended_wall": appended_wall,
+        "first_wall": first_wall,
+        "run_durable": len(mine),
+        "run_contiguous": mine == list(range(first, first + len(mine))),
+        **state,
+    }
+
+
+def main() -> None:
+    """Run the rounds; one JSON line each on stdout."""
+    folder, rounds, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    rng = random.Random(seed)
+    backing = folder / "truth.bin"
+    backing.write_bytes(bytes(_TRUTH.size))
+    with backing.open("r+b") as fh:
+        truth = mmap.mmap(fh.fileno(), _TRUTH.size)
+        for k in range(rounds):
+            path = folder / f"log{k // 10}.sqlite"  # ten crashes in a row on each file
+            out = _round(path, truth, paced=k % 2 == 1, rng=rng)
+            print(json.dumps({"round": k, "file": path.name, **out}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,443 @@
+"""The run engine's shared core: its state, the state machine, the Log, requests and threads.
+
+`RunCore` holds everything the command handlers (`._commands`) and the driver (`._driver`)
+share, and the rules they share it by:
+
+* **Recording.** Every event goes through `_record`, which first flushes the batch of
+  processed messages, so that the Log stays in causal order.
+* **State.** `_set_state` checks each transition against `RunState`'s table and records it; a
+  panic is sticky until ``all_is_well``.
+* **Requests.** Interruptions all go through one slot, ``_request``, holding the strongest
+  pending request (suspend < pause < stop < abort < halt < panic). Requests that must take
+  effect at once also cancel the drive's scope. Requesting never waits for anything, which is
+  why it cannot deadlock.
+* **Threads.** Everything here runs on the host's loop thread. Calls from other threads (an
+  operator's GUI, a device callback, a signal handler) are handed to the loop through a
+  `LoopHandle`, learnt when the run engine is built inside a loop, when the host starts
+  (`_started`), and whenever a call arrives from a loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from .._exceptions import EngineStateError, EventPayloadError
+from ._devices import await_status
+from ._documents import DOCUMENT_NAMES, OpenRun
+from ._errors import IllegalMessageSequence, PlanArgumentError
+from ._host import PlanHost
+from ._loop import LoopHandle
+from ._records import CommandHandler, DocumentCallback, RunResult, jsonable, obj_name
+from ._replay import ReplayStack
+from ._sigint import SigintCounter
+from ._state import RunState, check_transition
+from ._suspenders import Suspender
+
+__all__ = [
+    "ABORT",
+    "ENDING",
+    "HALT",
+    "NONE",
+    "PANIC",
+    "PAUSE",
+    "STOP",
+    "SUSPEND",
+    "RunCore",
+    "check_timeout",
+    "check_yield_every",
+]
+
+# Requests, weakest first: a stronger request replaces a weaker pending one.
+NONE: Final = 0
+SUSPEND: Final = 1
+PAUSE: Final = 2
+STOP: Final = 3
+ABORT: Final = 4
+HALT: Final = 5
+PANIC: Final = 6
+
+_S = RunState
+#: States in which a plan is being ended (and cleaned up).
+ENDING: Final = frozenset({_S.STOPPING, _S.ABORTING, _S.HALTING})
+# States in which a pause request is accepted.
+_PAUSABLE: Final = frozenset({_S.RUNNING, _S.SUSPENDING, _S.PAUSING, _S.PAUSED})
+
+
+class RunCore:
+    """State and shared machinery of a run engine (see the module docstring)."""
+
+    def _setup(
+        self,
+        host: PlanHost,
+        *,
+        name: str,
+        handle_sigint: bool,
+        log_messages: bool,
+        cleanup_timeout: float,
+        yield_every: int,
+        rewindable: bool,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        """Initialise a new run engine (`RunEngine.__init__` documents the arguments)."""
+        if not isinstance(name, str) or not name:
+            raise PlanArgumentError(f"name must be a non-empty str, got {name!r}")
+        #: The host whose Log, Clock and dispatch gate this run engine uses.
+        self.host = host
+        self.name = name
+        self.handle_sigint = handle_sigint
+        self.log_messages = log_messages
+        self.cleanup_timeout = check_timeout(cleanup_timeout)
+        self.yield_every = check_yield_every(yield_every)
+        #: Metadata merged into every run start document (run's own metadata wins).
+        self.md: dict[str, Any] = dict(metadata or {})
+        self._pause_holder = f"{name}.pause"
+        self._panic_holder = f"{name}.panic"
+        self._state = _S.IDLE
+        self._handlers: dict[str, tuple[CommandHandler, bool]] = {}
+        self._subscribers: dict[int, tuple[str, DocumentCallback]] = {}
+        self._next_token = 1
+        self._suspenders: list[Suspender] = []
+        self._scan_id = 0
+        # Learnt here if built inside a loop; else when the host starts or a call comes in.
+        self._handle: LoopHandle | None = LoopHandle.current()
+        self._sigint = SigintCounter()
+        self._panic_return = _S.IDLE
+        self._panic_cleared = False
+        self._driving = False
+        self._drive_done: anyio.Event | None = None
+        #: the result of the latest run/resume/stop (what stop() hands to other tasks)
+        self._last_result: RunResult | None = None
+        self._rewindable_default = rewindable
+        self._reset_plan()
+
+    def _reset_plan(self) -> None:
+        """Forget the previous plan: everything here lives for one plan execution."""
+        self._plan_uid = ""
+        self._replay = ReplayStack(self._rewindable_default)
+        self._request = NONE
+        self._deferred = False
+        self._scope: anyio.CancelScope | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._runs: dict[Any, OpenRun] = {}
+        self._run_uids: list[str] = []
+        self._groups: dict[Any, list[Any]] = {}
+        self._movables: dict[int, Any] = {}
+        self._staged: dict[int, Any] = {}
+        self._seen: dict[int, Any] = {}
+        self._temp_subscriptions: list[int] = []
+        self._plan_suspenders: list[Suspender] = []
+        self._pause_requests: dict[str, Callable[[], bool] | None] = {}
+        self._ending: str = ""
+        self._reason = ""
+        self._plan_result: Any = None
+        self._metadata: dict[str, Any] = {}
+        self._suspenders_changed: anyio.Event | None = None
+        # Messages not yet in the Log: commands, object names, and whether they are replays
+        # (a batch never mixes the two, so one flag per ``plan.msgs`` event suffices).
+        self._batch: list[str] = []
+        self._batch_obj: list[str | None] = []
+        self._batch_replay = False
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _record(self, kind: str, subject: str, payload: dict[str, Any]) -> None:
+        """Append an event, after the messages processed so far (so the Log stays causal)."""
+        if self._batch:
+            self._flush_msgs()
+        self.host.log._emit(kind, subject, payload)
+
+    def _flush_msgs(self) -> None:
+        payload = {"command": self._batch, "obj": self._batch_obj, "replay": self._batch_replay}
+        self._batch, self._batch_obj = [], []
+        self.host.log._emit("plan.msgs", self._plan_uid, payload)
+
+    def _emit(self, name: str, doc: dict[str, Any], run_uid: str) -> None:
+        """Record run document `doc` and hand it to the subscribers that want `name`."""
+        kind = f"run.{name}"
+        try:
+            self._record(kind, run_uid, doc)
+        except EventPayloadError:
+            # Readings may hold arrays or other non-JSON values: the Log keeps a JSON copy,
+            # subscribers get the document as composed.
+            self._record(kind, run_uid, jsonable(doc))
+        for wanted, callback in list(self._subscribers.values()):
+            if wanted in ("all", name):
+                callback(name, doc)
+
+    def _cleanup_failed(self, device: str | None, step: str, error: str) -> None:
+        self._record(
+            "plan.cleanup_failed", self._plan_uid, {"device": device, "step": step, "error": error}
+        )
+
+    # -- the state machine -------------------------------------------------------------------
+
+    def _set_state(self, new: RunState, *, force: bool = False, **info: Any) -> None:
+        old = self._state
+        if old is new:
+            return
+        if old is _S.PANICKED and not force:
+            # A panic is sticky: the wind-down of a panicked plan goes on underneath it, and
+            # only all_is_well() leaves the state.
+            return
+        check_transition(old, new)
+        self._state = new
+        self._record(
+            "run_engine.state",
+            self._plan_uid,
+            {"from": old.value, "to": new.value, "plan": self._plan_uid, **info},
+        )
+
+    def _refuse(self, what: str) -> EngineStateError:
+        state = self._state
+        if state is _S.PANICKED:
+            return EngineStateError(
+                f"{what} refused: the run engine is panicked; call all_is_well() first"
+            )
+        if state is _S.IDLE:
+            return EngineStateError(f"{what} refused: no plan is running or paused (idle)")
+        if state is _S.PAUSED:
+            return EngineStateError(
+                f"{what} refused: a plan is paused; resume(), stop(), abort() or halt() it first"
+            )
+        return EngineStateError(f"{what} refused while the run engine is {state.value!r}")
+
+    def _check_engine(self, what: str) -> None:
+        # Everything a plan does is recorded in the host's Log, which only takes events
+        # while the host runs.
+        if not self.host.running:
+            raise EngineStateError(
+                f"{what} refused: the engine is not running; use 'async with engine:' or "
+                "'await engine.start()' first"
+            )
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def _started(self) -> None:
+        """Lifecycle hook: the host has started, and this is called on its loop.
+
+        Learning the loop here lets ``panic()`` and ``request_pause()`` from other threads
+        reach it even before the first run.
+        """
+        self._handle = LoopHandle.current() or self._handle
+
+    def _handed_over(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Hand ``fn(*args)`` to the loop if called from another thread; True if handed.
+
+        False means: call it here. That is the case on the loop's thread, and also when no
+        loop is known or the known one has closed: then nothing else runs the run engine, and
+        doing it here beats dropping a panic.
+        """
+        handle = self._handle
+        if handle is not None and not handle.in_loop_thread():
+            if handle.call_soon(fn, *args):
+                return True
+            self._handle = None  # that loop has gone
+        here = LoopHandle.current()
+        if here is not None:
+            self._handle = here  # a call from a loop: the loop to use from now on
+        return False
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _raise(self, request: int, *, cancel: bool) -> None:
+        self._request = max(self._request, request)
+        if cancel and self._scope is not None:
+            self._scope.cancel()
+
+    def _request_pause(
+        self, defer: bool, name: str | None, callback: Callable[[], bool] | None, source: str
+    ) -> None:
+        state = self._state
+        if state not in _PAUSABLE:
+            raise self._refuse("request_pause()")
+        if name is not None:
+            self._pause_requests[name] = callback
+        self._record(
+            "run_engine.pause_requested",
+            self._plan_uid,
+            {"defer": defer, "name": name, "source": source},
+        )
+        if state is _S.PAUSED or state is _S.PAUSING:
+            return  # already (being) paused: only the named hold is added
+        if defer and state is _S.RUNNING:
+            self._deferred = True
+            return
+        self._raise(PAUSE, cancel=True)
+
+    def _request_pause_quietly(
+        self, defer: bool, name: str | None, callback: Callable[[], bool] | None, source: str
+    ) -> None:
+        # From threads and signals there is nobody to raise to: a refusal is only logged.
+        try:
+            self._request_pause(defer, name, callback, source)
+        except EngineStateError as exc:
+            self._record(
+                "run_engine.pause_requested",
+                self._plan_uid,
+                {"defer": defer, "name": name, "source": source, "refused": str(exc)},
+            )
+
+    def _apply_panic(self) -> None:
+        previous = self._state
+        self.host.hold_dispatch(self._panic_holder)
+        cancelled = self.host.cancel_running()
+        self._panic_cleared = False
+        if previous is not _S.PANICKED:
+            # A paused plan stays paused under the panic; a running one is ended with fail.
+            self._panic_return = _S.PAUSED if previous in (_S.PAUSED, _S.PAUSING) else _S.IDLE
+            self._set_state(_S.PANICKED)
+        self._record(
+            "run_engine.panicked",
+            self._plan_uid,
+            {"previous": previous.value, "cancelled_jobs": cancelled},
+        )
+        if self._driving and previous not in (_S.PAUSED, _S.PAUSING):
+            self._raise(PANIC, cancel=True)
+
+    def _apply_all_is_well(self) -> None:
+        if self._state is not _S.PANICKED:
+            return
+        self.host.release_dispatch(self._panic_holder)
+        target = self._panic_return
+        self._record("run_engine.all_is_well", self._plan_uid, {"state": target.value})
+        if self._driving:
+            # The panicked plan is still being cleaned up; it goes idle when that is done.
+            self._panic_cleared = True
+            return
+        self._set_state(target, force=True)
+
+    def _on_sigint(self) -> None:
+        """One Ctrl+C, on the loop: a deferred pause, or a hard one if it is the second."""
+        hard = self._sigint.press(self.host.clock.monotonic())
+        action = "hard pause" if hard else "deferred pause"
+        if self._state not in (_S.RUNNING, _S.SUSPENDING, _S.PAUSING):
+            action = "ignored"
+        self._record(
+            "run_engine.sigint", self._plan_uid, {"count": self._sigint.count, "action": action}
+        )
+        if action != "ignored":
+            self._request_pause(not hard, None, None, "sigint")
+
+    def _permits(self, callback: Callable[[], bool] | None) -> bool:
+        if callback is None:
+            return True
+        try:
+            return bool(callback())
+        except Exception as exc:
+            self._cleanup_failed(None, "pause permission callback", repr(exc))
+            return False
+
+    # -- shared by handlers and driver -------------------------------------------------------
+
+    def _add_subscriber(self, callback: DocumentCallback, name: str) -> int:
+        if name != "all" and name not in DOCUMENT_NAMES:
+            raise PlanArgumentError(
+                f"name must be 'all' or one of {list(DOCUMENT_NAMES)}, got {name!r}"
+            )
+        if not callable(callback):
+            raise PlanArgumentError(f"callback must be callable, got {callback!r}")
+        token = self._next_token
+        self._next_token += 1
+        self._subscribers[token] = (name, callback)
+        return token
+
+    def _reset_checkpoint(self) -> None:
+        self._replay.checkpoint(self._runs.values())
+
+    def _set_rewindable(self, value: bool) -> None:
+        self._replay.set_rewindable(value, self._runs.values())
+
+    def _run_for(self, msg: Any) -> OpenRun:
+        run = self._runs.get(msg.run)
+        if run is None:
+            which = "" if msg.run is None else f" {msg.run!r}"
+            raise IllegalMessageSequence(
+                f"{msg.command!r} needs an open run{which}; yield Msg('open_run') first"
+            )
+        return run
+
+    async def _safely(self, obj: Any, step: str, call: Callable[[], Any]) -> None:
+        """Run one clean-up step; a failure or timeout is logged and does not stop the rest."""
+        error = ""
+        try:
+            with anyio.move_on_after(self.cleanup_timeout) as scope:
+                await await_status(call())
+            if scope.cancelled_caught:
+                error = f"timed out after {self.cleanup_timeout} s"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error:
+            self._cleanup_failed(obj_name(obj), step, error)
+
+    async def _stop_movables(self, *, success: bool) -> None:
+        for obj in list(self._movables.values()):
+            stop = getattr(obj, "stop", None)
+            if not callable(stop):
+                continue
+
+            def call(stop: Callable[..., Any] = stop) -> Any:
+                try:
+                    return stop(success=success)
+                except TypeError:
+                    return stop()  # a stop() that takes no success flag
+
+            await self._safely(obj, "stop", call)
+
+    async def _bring_devices_to_rest(self) -> None:
+        """On a pause or suspension: stop what moved, pause what can, forget the groups."""
+        await self._stop_movables(success=True)
+        for obj in list(self._seen.values()):
+            if callable(getattr(obj, "pause", None)):
+                await self._safely(obj, "pause", obj.pause)
+        self._groups.clear()
+
+    async def _resume_seen_devices(self) -> None:
+        for obj in list(self._seen.values()):
+            if callable(getattr(obj, "resume", None)):
+                await self._safely(obj, "resume", obj.resume)
+
+    # -- suspenders --------------------------------------------------------------------------
+
+    def _all_suspenders(self) -> list[Suspender]:
+        extra = [s for s in self._plan_suspenders if s not in self._suspenders]
+        return self._suspenders + extra
+
+    def _suspender_changed(self, suspender: Suspender) -> None:
+        """Called by a suspender whose condition changed (from any thread)."""
+        if self._handed_over(self._suspender_changed, suspender):
+            return
+        event = self._suspenders_changed
+        if event is not None:
+            self._suspenders_changed = None
+            event.set()
+        if suspender.tripped and self._driving and self._state is _S.RUNNING and not self._ending:
+            self._raise(SUSPEND, cancel=True)
+
+    async def _watch(self, suspender: Suspender) -> None:
+        """Poll `suspender` every ``suspender.poll`` seconds while the drive runs."""
+        assert suspender.poll is not None
+        clock = self.host.clock
+        while True:
+            await clock.sleep_until(clock.monotonic() + suspender.poll)
+            try:
+                suspender.check()
+            except Exception as exc:
+                self._cleanup_failed(repr(suspender), "suspender check", repr(exc))
+
+
+def check_timeout(value: object) -> float:
+    """`value` as the seconds of ``cleanup_timeout`` (a `PlanArgumentError` if not > 0)."""
+    if not (isinstance(value, int | float) and value > 0):
+        raise PlanArgumentError(f"cleanup_timeout must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
+def check_yield_every(value: object) -> int:
+    """`value` as ``yield_every`` (a `PlanArgumentError` unless an int >= 1)."""
+    if not (isinstance(value, int) and value >= 1):
+        raise PlanArgumentError(f"yield_every must be an int >= 1, got {value!r}")
+    return value
