@@ -115,71 +115,86 @@ async def run_demo(db: Path, out: TextIO, fast: bool) -> None:
     out.write("  heater watchdog 1.5 s; its set-point job is paused from +5 s to +9 s\n\n")
 
     async with engine, sim_lab(timeout=2.0) as lab:
-        t0 = engine.clock.time()
+        demo = _Demo(engine, lab, out)
+        demo.add_jobs()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(demo.feed)
+            await demo.operate()
+            await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
+        dmm_stats = demo.dmm_bus.statistics()
+        watchdog_stats = demo.heater_watchdog.statistics()
+
+    _summary(db, out, dmm_stats, watchdog_stats, demo.alarms, fast)
+
+
+class _Demo:
+    """The demo's instruments, limiters, actions and operator, on one running engine."""
+
+    def __init__(self, engine: Engine, lab: Any, out: TextIO) -> None:
+        self.engine, self.lab, self.out = engine, lab, out
+        self.t0 = engine.clock.time()
+        self.alarms: list[str] = []
         for event in engine.log.recent(kinds="instrument.connected"):
-            out.write(f"{_describe(event, t0)}\n")
-        dmm_bus = Command(rate=4, name="dmm")  # the multimeter: at most 4 readings a second
+            out.write(f"{_describe(event, self.t0)}\n")
+        self.dmm_bus = Command(rate=4, name="dmm")  # the multimeter: at most 4 readings a second
 
         async def heater_safe() -> None:
             # The safety action: a safe set-point, sent even though the watchdog tripped.
             with lab.tc.unguarded():
                 await lab.tc.setpoint.set(20.0)
 
-        heater_watchdog = Control(1.5, heater_safe, name="heater")
+        self.heater_watchdog = Control(1.5, heater_safe, name="heater")
+        self.set_heater = self.heater_watchdog(self._set_heater)
+        for action in (self.sample, self.reference, self.stir, self.calibrate, self.setpoint):
+            engine.action(action)
 
-        @heater_watchdog
-        async def set_heater(celsius: float) -> None:
-            await lab.tc.setpoint.set(celsius)
+    async def _set_heater(self, celsius: float) -> None:
+        await self.lab.tc.setpoint.set(celsius)
 
-        @engine.action
-        async def sample(volume_ul: float) -> dict[str, float]:
-            """Draw a sample; read it on the multimeter (through its rate limiter)."""
-            async with dmm_bus:
-                volts = await lab.dmm.dc_voltage.get()
-            elapsed = engine.clock.time() - t0
-            # The simulator's reading is constant; the reaction's progress is modelled here.
-            absorbance = round(volts * (1 - math.exp(-elapsed / 4)), 4)
-            return {"volume_ul": volume_ul, "absorbance": absorbance}
+    async def sample(self, volume_ul: float) -> dict[str, float]:
+        """Draw a sample; read it on the multimeter (through its rate limiter)."""
+        async with self.dmm_bus:
+            volts = await self.lab.dmm.dc_voltage.get()
+        elapsed = self.engine.clock.time() - self.t0
+        # The simulator's reading is constant; the reaction's progress is modelled here.
+        absorbance = round(volts * (1 - math.exp(-elapsed / 4)), 4)
+        return {"volume_ul": volume_ul, "absorbance": absorbance}
 
-        @engine.action
-        async def reference() -> float:
-            """A reference reading: competes with the samples for the multimeter."""
-            async with dmm_bus:
-                volts: float = await lab.dmm.dc_voltage.get()
-                return round(volts, 4)
+    async def reference(self) -> float:
+        """A reference reading: competes with the samples for the multimeter."""
+        async with self.dmm_bus:
+            volts: float = await self.lab.dmm.dc_voltage.get()
+            return round(volts, 4)
 
-        @engine.action
-        async def stir(seconds: float) -> None:
-            """A stirring cycle that takes longer than its interval."""
-            await lab.psu.output.set(True)
-            await anyio.sleep(seconds)
-            await lab.psu.output.set(False)
+    async def stir(self, seconds: float) -> None:
+        """A stirring cycle that takes longer than its interval."""
+        await self.lab.psu.output.set(True)
+        await anyio.sleep(seconds)
+        await self.lab.psu.output.set(False)
 
-        @engine.action
-        async def calibrate() -> None:
-            """A calibration whose reference is out of range."""
-            await anyio.sleep(0.05)
-            raise RuntimeError("reference cell reads 2.91, expected 0.95..1.05")
+    async def calibrate(self) -> None:
+        """A calibration whose reference is out of range."""
+        await anyio.sleep(0.05)
+        raise RuntimeError("reference cell reads 2.91, expected 0.95..1.05")
 
-        @engine.action
-        async def setpoint(celsius: float) -> None:
-            """Tell the heater its set-point (feeds the watchdog)."""
-            await set_heater(celsius)
+    async def setpoint(self, celsius: float) -> None:
+        """Tell the heater its set-point (feeds the watchdog)."""
+        await self.set_heater(celsius)
 
-        alarms: list[str] = []
+    def alarm(self, job: Job, record: ExecutionRecord) -> None:
+        """The failure alarm: printed in the feed and counted in the summary."""
+        line = f"ALARM: {job.id} {record.status}: {record.error}: {record.message}"
+        self.alarms.append(line)
+        self.out.write(f"+{self.engine.clock.time() - self.t0:6.2f}s  {line}\n")
 
-        def alarm(job: Job, record: ExecutionRecord) -> None:
-            line = f"ALARM: {job.id} {record.status}: {record.error}: {record.message}"
-            alarms.append(line)
-            out.write(f"+{engine.clock.time() - t0:6.2f}s  {line}\n")
-
-        engine.scheduler.on_failure(alarm)
+    def add_jobs(self) -> None:
+        """The morning's jobs."""
+        engine = self.engine
+        engine.scheduler.on_failure(self.alarm)
         start = engine.clock.now()
         engine.add_job(
-            "sample",
-            timepoints.pairs((5, 1), (3, 2)),
-            id="sample",
-            kwargs={"volume_ul": 20.0},
+            "sample", timepoints.pairs((5, 1), (3, 2)), id="sample", kwargs={"volume_ul": 20.0}
         )
         engine.add_job(
             "reference", interval(seconds=1.5, anchor=start), id="reference", max_executions=6
@@ -197,39 +212,35 @@ async def run_demo(db: Path, out: TextIO, fast: bool) -> None:
             "setpoint", interval(seconds=1, anchor=start), id="setpoint", kwargs={"celsius": 37.0}
         )
 
-        async with anyio.create_task_group() as tg:
+    async def feed(self) -> None:
+        """The live feed: every interesting event as it happens."""
+        kinds = [k for k in _FEED_KINDS if k in known_kinds()]
+        async with self.engine.log.subscribe(kinds=kinds) as sub:
+            async for event in sub:
+                line = _describe(event, self.t0)
+                if line is not None:
+                    self.out.write(line + "\n")
+                    self.out.flush()
 
-            async def feed() -> None:
-                kinds = [k for k in _FEED_KINDS if k in known_kinds()]
-                async with engine.log.subscribe(kinds=kinds) as sub:
-                    async for event in sub:
-                        line = _describe(event, t0)
-                        if line is not None:
-                            out.write(line + "\n")
-                            out.flush()
+    def say(self, subject: str, what: str) -> None:
+        """An operator's line in the feed."""
+        self.out.write(f"+{self.engine.clock.time() - self.t0:6.2f}s  {subject:<10} {what}\n")
 
-            def say(subject: str, what: str) -> None:
-                out.write(f"+{engine.clock.time() - t0:6.2f}s  {subject:<10} {what}\n")
-
-            tg.start_soon(feed)
-            async with heater_watchdog:
-                await engine.clock.sleep_until_wall(t0 + 5.0)
-                engine.pause_job("setpoint")
-                say("setpoint", "paused     (nobody feeds the heater watchdog now)")
-                await engine.clock.sleep_until_wall(t0 + 9.0)
-                engine.resume_job("setpoint")
-                say("setpoint", "resumed    (its next run is refused once: OverTimeLimit)")
-                await engine.clock.sleep_until_wall(t0 + 10.25)
-                engine.remove_job("setpoint")
-            say("heater", "watchdog stopped; set-point job removed")
-            await engine.clock.sleep_until_wall(t0 + 11.5)
-            await _plan(engine, lab, say)
-            await anyio.sleep(0.1)
-            tg.cancel_scope.cancel()
-        dmm_stats = dmm_bus.statistics()
-        watchdog_stats = heater_watchdog.statistics()
-
-    _summary(db, out, dmm_stats, watchdog_stats, alarms, fast)
+    async def operate(self) -> None:
+        """The operator: pauses the set-point job (the watchdog trips), then runs a plan."""
+        engine, t0, say = self.engine, self.t0, self.say
+        async with self.heater_watchdog:
+            await engine.clock.sleep_until_wall(t0 + 5.0)
+            engine.pause_job("setpoint")
+            say("setpoint", "paused     (nobody feeds the heater watchdog now)")
+            await engine.clock.sleep_until_wall(t0 + 9.0)
+            engine.resume_job("setpoint")
+            say("setpoint", "resumed    (its next run is refused once: OverTimeLimit)")
+            await engine.clock.sleep_until_wall(t0 + 10.25)
+            engine.remove_job("setpoint")
+        say("heater", "watchdog stopped; set-point job removed")
+        await engine.clock.sleep_until_wall(t0 + 11.5)
+        await _plan(engine, self.lab, say)
 
 
 async def _plan(engine: Engine, lab: Any, say: Callable[[str, str], None]) -> None:

@@ -31,10 +31,14 @@ from ._exceptions import EventPayloadError, TimeControlError, UnknownActionError
 from ._log import Log
 from ._schedule import Intent, Schedule
 
-__all__ = ["Action", "Dispatcher", "current_log", "jsonable"]
+__all__ = ["Action", "Dispatcher", "current_dispatcher", "current_log", "jsonable"]
 
 Action = Callable[..., Awaitable[Any]]
 A = TypeVar("A", bound=Action)
+
+#: Names of the library's own actions (the scheduler's wrappers, ...): hidden from listings,
+#: and refused as user action names.
+INTERNAL_PREFIX = "timecontrol."
 
 _json = msgspec.json.Encoder()
 _json_dict = msgspec.json.Decoder(dict[str, Any])
@@ -47,6 +51,11 @@ _active: list[Dispatcher] = []
 def current_log() -> Log | None:
     """The Log of the most recently started engine that is still running, or None."""
     return _active[-1].log if _active else None
+
+
+def current_dispatcher() -> Dispatcher | None:
+    """The dispatcher of the most recently started engine that is still running, or None."""
+    return _active[-1] if _active else None
 
 
 def jsonable(value: Any) -> Any:
@@ -126,6 +135,7 @@ class Dispatcher:
         self._quiet: set[str] = set()  # actions whose start/success are not recorded
         self._with_intent: set[str] = set()  # actions called as fn(intent) (`intent_action`)
         self._driver: _AsyncioDriver | _TaskDriver | None = None
+        self._tg: TaskGroup | None = None
         self._running = 0
         self._idle: anyio.Event | None = None
         # Dispatch gate: names of whoever holds scheduled dispatch (pause, panic, ...).
@@ -167,9 +177,21 @@ class Dispatcher:
         return self._driver is not None
 
     @property
+    def service_group(self) -> TaskGroup | None:
+        """The owner's task group while it runs and takes new work, else None.
+
+        For parts that need a long-lived task of their own (a watchdog that started itself):
+        its failure then ends the engine, loudly, instead of vanishing.
+        """
+        tg = self._tg
+        if tg is None or self._driver is None or tg.cancel_scope.cancel_called:
+            return None
+        return tg
+
+    @property
     def actions(self) -> dict[str, Action]:
-        """The registered actions, by name (a copy)."""
-        return dict(self._actions)
+        """The user's registered actions, by name (a copy; the library's own are hidden)."""
+        return {k: v for k, v in self._actions.items() if not k.startswith(INTERNAL_PREFIX)}
 
     @property
     def running_actions(self) -> int:
@@ -230,7 +252,7 @@ class Dispatcher:
         if isinstance(action, str):
             if action not in self._actions:
                 raise UnknownActionError(
-                    f"no action named {action!r}; registered actions: {sorted(self._actions)}"
+                    f"no action named {action!r}; registered actions: {sorted(self.actions)}"
                 )
             return action
         for key, fn in self._actions.items():
@@ -319,6 +341,7 @@ class Dispatcher:
     def open(self, tg: TaskGroup) -> None:
         """Start dispatching in the owner's task group (on asyncio: a loop timer instead)."""
         self._cancelled_exc = anyio.get_cancelled_exc_class()
+        self._tg = tg
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -337,6 +360,7 @@ class Dispatcher:
         """Stop dispatching; on asyncio cancel and await the running actions' tasks (on
         other backends they end with the owner's task group)."""
         driver, self._driver = self._driver, None
+        self._tg = None
         if self in _active:
             _active.remove(self)
         if isinstance(driver, _AsyncioDriver):
@@ -416,7 +440,7 @@ class Dispatcher:
             fn = self._actions.get(intent.action)
             if fn is None:
                 raise UnknownActionError(
-                    f"no action named {intent.action!r}; registered: {sorted(self._actions)}"
+                    f"no action named {intent.action!r}; registered: {sorted(self.actions)}"
                 )
             call = fn(intent) if intent.action in self._with_intent else fn(**(intent.kwargs or {}))
             if scope is None:

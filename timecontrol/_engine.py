@@ -24,8 +24,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._clock import Clock
-from ._dispatch import Action, Dispatcher, jsonable
-from ._exceptions import EngineStateError, TimeControlError
+from ._dispatch import INTERNAL_PREFIX, Action, Dispatcher, jsonable
+from ._exceptions import EngineStateError, TimeControlError, UnknownActionError
 from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
 from .plans import RunEngine, RunResult, RunState
@@ -182,6 +182,11 @@ class Engine:
         Jobs refer to actions by these names, so a store written by one process runs in the
         next. With ``record=False`` its starts and successes are not written to the Log.
         """
+        if name is not None and isinstance(name, str) and name.startswith(INTERNAL_PREFIX):
+            raise TimeControlError(
+                f"action name {name!r} is reserved (names starting with {INTERNAL_PREFIX!r} are "
+                "timecontrol's own); choose another name"
+            )
         return self._dispatcher.action(func, name=name, record=record)
 
     def submit(
@@ -199,6 +204,10 @@ class Engine:
         `action` is a registered name or an async function (registered on the fly). `kwargs`
         must be JSON. `at` must be aware (or POSIX seconds).
         """
+        if isinstance(action, str) and action.startswith(INTERNAL_PREFIX):
+            raise UnknownActionError(
+                f"no action named {action!r}; registered actions: {sorted(self.actions)}"
+            )
         return self._dispatcher.submit(
             action, at=at, kwargs=kwargs, subject=subject, priority=priority, reason=reason
         )
@@ -270,7 +279,7 @@ class Engine:
                     raise
                 if lone is exc:
                     return False
-                raise lone from None
+                raise lone from lone.__cause__  # (keeps the cause, drops the group)
         finally:
             await self._shut_down()
 

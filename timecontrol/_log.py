@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -45,7 +45,9 @@ class LogSink(Protocol):
     backpressure, briefly, when the sink falls behind the loss bound it promises.
 
     Optional: a sink with a true ``readonly`` attribute only reads; a `Log` over it refuses
-    appends with `LogError`.
+    appends with `LogError`. A sink with a ``pace(seq)`` method has it called before the Log
+    stamps event `seq` (the loop's thread, every event): that is where it may block as
+    backpressure, so that an event's times are those at which it was recorded.
     """
 
     def last_seq(self) -> int:
@@ -248,6 +250,9 @@ class Log:
         self._closed = False
         # Why appends are refused (None: they are not); one check on the hot path for both.
         self._refusal: str | None = None
+        # A sink's backpressure, called before each event is stamped (see `LogSink`), so that
+        # an event's times are those at which it was recorded, after any wait.
+        self._pace: Callable[[int], None] | None = getattr(sink, "pace", None)
         if sink is not None and getattr(sink, "readonly", False) is True:
             self._refusal = (
                 f"this Log reads the read-only store {sink!r}; events can no longer be "
@@ -314,6 +319,8 @@ class Log:
         # Encoding here validates the payload before anything is recorded, and spreads the
         # JSON work evenly over the loop instead of in bursts in the writer thread.
         payload, encoded = normalize_payload(kind, payload)
+        if self._pace is not None:
+            self._pace(self._seq + 1)
         clock = self._clock or self.clock
         mono, wall = clock.monotonic(), clock.time()
         self._seq += 1
@@ -351,6 +358,8 @@ class Log:
             subject = _check_subject(subject)
         sink = self._sink
         encoded = _encode(payload) if sink is not None else b""
+        if self._pace is not None:
+            self._pace(self._seq + 1)
         if mono is None or wall is None:
             clock = self._clock or self.clock
             mono, wall = clock.monotonic(), clock.time()

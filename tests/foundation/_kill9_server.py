@@ -2,7 +2,7 @@
 
 ``python _kill9_server.py DIR ROUNDS SEED`` imports timecontrol once, then for each round
 forks a writer child (forking is what keeps 30 kills within a few seconds: no interpreter
-start, no imports), lets it write for a random 5-60 ms, kills it with SIGKILL and, with the
+start, no imports), lets it write for a random 5-150 ms, kills it with SIGKILL and, with the
 child dead, reads what the file holds. It prints one JSON line per round.
 
 Ground truth: the child writes into a small shared mapping (`mmap` of a file; what a process
@@ -15,6 +15,7 @@ checks do not trust the code they check.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import mmap
 import os
@@ -27,11 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from timecontrol import Log, SystemClock
 from timecontrol.stores import SQLiteLog
 
-# first seq, subscriber's newest seq, newest appended seq, its wall, first wall, ready flag
+# first seq, subscriber's newest seq, newest appended seq, its wall, first wall, ready flag;
+# then the wall time of every event of the run, by seq - first seq.
 _TRUTH = struct.Struct("<qqqddq")
+_MAX_EVENTS = 500_000
+_SIZE = _TRUTH.size + 8 * _MAX_EVENTS
 
 
 def _child(path: Path, truth: mmap.mmap, paced: bool) -> None:
@@ -55,6 +61,8 @@ def _child(path: Path, truth: mmap.mmap, paced: bool) -> None:
                 event = log._emit("log.note", f"s{i % 7}", {"i": i, "pad": "x" * (i % 61)})
                 if i == 1:
                     struct.pack_into("<d", truth, 32, event.wall)
+                if i <= _MAX_EVENTS:
+                    struct.pack_into("<d", truth, _TRUTH.size + 8 * (i - 1), event.wall)
                 struct.pack_into("<qd", truth, 16, event.seq, event.wall)
             if paced:  # about 10,000 events/s
                 await asyncio.sleep(max(0.0, start + i / 10_000 - time.monotonic()))
@@ -63,6 +71,16 @@ def _child(path: Path, truth: mmap.mmap, paced: bool) -> None:
         task.cancel()
 
     asyncio.run(main())
+
+
+async def _warm_up() -> None:
+    log = Log(clock=SystemClock())
+    async with log.subscribe() as sub:
+        log._emit("log.note")
+        await sub.get()
+        event = anyio.Event()
+        event.set()
+        await event.wait()
 
 
 def _file_state(path: Path) -> dict[str, Any]:
@@ -84,7 +102,11 @@ def _file_state(path: Path) -> dict[str, Any]:
 
 
 def _round(path: Path, truth: mmap.mmap, paced: bool, rng: random.Random) -> dict[str, Any]:
-    truth[:] = bytes(len(truth))
+    truth[: _TRUTH.size] = bytes(_TRUTH.size)
+    # The child's first garbage collection would otherwise copy every page it shares with
+    # this process (copy-on-write), a pause of tens of milliseconds at the start of a run.
+    gc.collect()
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the child: write until killed
         try:
@@ -96,14 +118,22 @@ def _round(path: Path, truth: mmap.mmap, paced: bool, rng: random.Random) -> dic
         if os.waitpid(pid, os.WNOHANG) != (0, 0) or time.monotonic() > deadline:
             return {"error": "the writer died before it was ready"}
         time.sleep(0.0005)
-    time.sleep(rng.uniform(0.005, 0.3))
+    time.sleep(rng.uniform(0.005, 0.15))
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     first, sub_max, appended, appended_wall, first_wall, _ = _TRUTH.unpack_from(truth, 0)
     state = _file_state(path)
     seqs = state.pop("seqs")
     mine = [s for s in seqs if s >= first]
+    # The oldest event of the run that is not in the file: every event written before it is.
+    lost_from = first + len(mine)
+    lost_wall = (
+        struct.unpack_from("<d", truth, _TRUTH.size + 8 * (lost_from - first))[0]
+        if lost_from <= appended and lost_from - first < _MAX_EVENTS
+        else None
+    )
     return {
+        "oldest_lost_wall": lost_wall,
         "paced": paced,
         "killed": os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
         "first_seq": first,
@@ -121,10 +151,13 @@ def main() -> None:
     """Run the rounds; one JSON line each on stdout."""
     folder, rounds, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
+    # Warm up what a running process has loaded already: anyio imports its asyncio backend on
+    # first use, which would pause each child's loop for tens of ms right after it started.
+    asyncio.run(_warm_up())
     backing = folder / "truth.bin"
-    backing.write_bytes(bytes(_TRUTH.size))
+    backing.write_bytes(bytes(_SIZE))
     with backing.open("r+b") as fh:
-        truth = mmap.mmap(fh.fileno(), _TRUTH.size)
+        truth = mmap.mmap(fh.fileno(), _SIZE)
         for k in range(rounds):
             path = folder / f"log{k // 10}.sqlite"  # ten crashes in a row on each file
             out = _round(path, truth, paced=k % 2 == 1, rng=rng)

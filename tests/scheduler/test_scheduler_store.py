@@ -83,8 +83,10 @@ def test_restart_after_downtime_settles_missed_fire_times(
             tags=["a"],
             replace_existing=True,
         )
-        with pytest.raises(SchedulerLockedError, match="already being scheduled"):
-            Scheduler(tc.Engine(store=path))
+        # One writer per file: a second engine refuses the file as soon as it opens it
+        # (here: asked for its jobs), so nothing runs twice.
+        with pytest.raises(SchedulerLockedError, match="already open for writing"):
+            tc.Engine(store=path).jobs()
         async with engine:
             await anyio.sleep(60 * 3)  # virtual time
         await sched.aclose()
@@ -152,16 +154,32 @@ def test_newer_store_version_is_refused_untouched(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE scheduler_meta SET value = '99' WHERE key = 'schema_version'")
     conn.close()
-    before = path.read_bytes()
+    before = _scheduler_tables(path)
 
     async def reopen() -> None:
         engine = tc.Engine(store=path)
+        assert Scheduler(engine) is engine.scheduler  # no I/O yet
         with pytest.raises(tc.errors.StoreVersionError, match="schema version 99"):
-            Scheduler(engine)
+            engine.jobs()  # opening the store loads the jobs: refused
+        with pytest.raises(tc.errors.StoreVersionError, match="schema version 99"):
+            async with engine:  # and the engine does not run on it
+                pass
         await engine.log.aclose()
 
     VirtualClock(START).run(reopen)
-    assert path.read_bytes() == before
+    assert _scheduler_tables(path) == before
+
+
+def _scheduler_tables(path: Path) -> list[Any]:
+    """Every row of the scheduler's tables (what the scheduler may change in a file)."""
+    conn = sqlite3.connect(path)
+    try:
+        return [
+            sorted(conn.execute(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+            for table in ("scheduler_meta", "scheduler_jobs", "scheduler_state")
+        ]
+    finally:
+        conn.close()
 
 
 @virtual(start="2026-03-28T12:00:00+00:00")

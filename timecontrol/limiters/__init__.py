@@ -8,6 +8,8 @@
 * `Control` — the over-limiter, a watchdog. It must be fed at least every `period`; when a
   deadline passes it runs a safety action shielded from cancellation, records the trip and
   raises `OverTimeLimit` at the next guarded call (or cancels the scopes it supervises).
+  It is never fed without watching: the first feed or guarded call of one that is not
+  running starts it in the running engine, or, with none, raises `WatchdogStateError`.
 * `command(...)`, `limited_by("attr")`, `guarded_by("attr")`: decorators for methods, with one
   limiter per instance. `limiter_of(fn)` / `watchdog_of(fn)` find the limiter behind a
   decorated function.

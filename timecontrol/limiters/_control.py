@@ -348,12 +348,12 @@ class Control:
                 "task has ended"
             )
         how = (
-            "by its first feed or guarded call, in the running engine; start it before "
-            "that call, or stop() it first"
+            " (it started itself at its first feed or guarded call, in the running engine: "
+            "start it before that call)"
             if self._automatic
-            else "stop() it first"
+            else ""
         )
-        raise WatchdogStateError(f"{self.name}: this watchdog is already running (started {how})")
+        raise WatchdogStateError(f"{self.name}: this watchdog is already running{how}")
 
     def _start_unwatched(self, what: str) -> None:
         """A `what` (a feed, a guarded call) found the watchdog not watching: start it in the

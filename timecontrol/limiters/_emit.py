@@ -35,7 +35,10 @@ KINDS: dict[str, str] = {
         "deadline, late, since_feed, period, cancelled (supervised scopes cancelled)"
     ),
     "limiter.trip_failed": "a watchdog's safety action raised: payload error, message",
-    "limiter.started": "a Control watchdog started watching: payload period",
+    "limiter.started": (
+        "a Control watchdog started watching: payload period, automatic (true when its "
+        "first feed or guarded call started it, in the running engine)"
+    ),
     "limiter.stopped": "a Control watchdog stopped watching: payload trips",
 }
 

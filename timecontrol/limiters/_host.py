@@ -15,6 +15,7 @@ import sys
 from anyio.abc import TaskGroup
 
 from .._clock import Clock
+from .._dispatch import current_dispatcher
 from .._log import Log
 
 __all__ = ["engine_host"]
@@ -42,20 +43,14 @@ def _in_event_loop() -> bool:
 def engine_host() -> tuple[TaskGroup, Clock, Log] | None:
     """The running engine's task group, clock and Log, or None when there is none to start in.
 
-    TRANSITIONAL: parts should not reach into the Engine, but the core offers no hook that
-    hands a part its owner's task group yet, and the engine keeps it private (``_tg``). This
-    is the one place that reaches, lazily (no import of the facade at module level) and
-    defensively: a missing or closing group means no host, hence a refusal, never an
-    unwatched call. To be replaced by such a hook.
+    A missing or closing group means no host, hence a refusal, never an unwatched call.
     """
     if not _in_event_loop():
         return None
-    from .._engine import current_engine
-
-    engine = current_engine()
-    if engine is None or not engine.running:
+    dispatcher = current_dispatcher()
+    if dispatcher is None:
         return None
-    group = getattr(engine, "_tg", None)
-    if not isinstance(group, TaskGroup) or group.cancel_scope.cancel_called:
+    group = dispatcher.service_group
+    if group is None:
         return None  # stopping: its task group takes no new work
-    return group, engine.clock, engine.log
+    return group, dispatcher.clock, dispatcher.log

@@ -13,6 +13,7 @@ time.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import weakref
@@ -99,10 +100,8 @@ def _signature(fn: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str], 
     )
     var = any(p.kind is p.VAR_KEYWORD for p in params)
     entry = (names, required, var)
-    try:
+    with contextlib.suppress(TypeError):  # not weakly referenceable: not cached
         _accepts[fn] = entry
-    except TypeError:
-        pass
     return entry
 
 

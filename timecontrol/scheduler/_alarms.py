@@ -46,7 +46,9 @@ def check_statuses(statuses: Collection[str]) -> frozenset[str]:
     chosen = frozenset(statuses)
     bad = chosen - set(STATUSES)
     if bad:
-        raise JobSpecError(f"unknown status(es) {sorted(map(repr, bad))}; expected {list(STATUSES)}")
+        raise JobSpecError(
+            f"unknown status(es) {', '.join(sorted(map(repr, bad)))}; expected {list(STATUSES)}"
+        )
     return chosen
 
 

@@ -115,6 +115,8 @@ def settle(
     `keep` how many of the due fire times to list (`Span.head`).
     """
     when = until if now is None else now
+    if first > until:
+        return Backlog(Span(), Span(keep), first)
     if grid is not None:
         counted = _settle_grid(after, grid, first, until, grace, when, keep)
         if counted is not None:

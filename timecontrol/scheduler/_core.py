@@ -8,7 +8,6 @@ lifecycle and operations (`_scheduler.py`) build on it; persistence (`_persist.p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -58,8 +57,8 @@ class SchedulerCore:
     _dispatching: bool  # between `_started` and `_stopping`
     _horizon: float  # fire times up to here may start without a commit (see _persist.py)
     _renew_at: float  # past this wall time, extend the horizon ahead of need
-    # Catch-up and manual intents in the Schedule: seq -> (job id, run ref or None, manual).
-    _side: dict[int, tuple[str, int | None, bool]]
+    # Catch-up and manual intents in the Schedule: seq -> (job id, run ref, manual, fire).
+    _side: dict[int, tuple[str, int | None, bool, float]]
     _allowed: tuple[str, ...]
     _quarantined: dict[str, str]
     _unannounced: set[str]  # jobs added while no Log was attached: announced at start
@@ -162,8 +161,8 @@ class SchedulerCore:
 
     def _set_next(self, st: JobState, nxt: float | None) -> None:
         st.next = nxt
-        if nxt is None:
-            st.intent_seq = 0
+        if nxt is None or not self._dispatching:
+            st.intent_seq = 0  # (not dispatching: `_started` submits the chain)
             return
         # Once per run: the host's fast path (name registered, no kwargs).
         st.intent_seq = self._host.submit_trusted(FIRE, nxt, None, st.job.id, 0, "trigger").seq
@@ -183,14 +182,15 @@ class SchedulerCore:
         *,
         plain: bool = False,
         at: tuple[float, float] | None = None,
-    ) -> Event:
+    ) -> Event | None:
         """Append an execution record (waiters and alarms read it from the Log).
 
         `plain`: the caller vouches that `payload` is plain JSON (see `Log._append_plain`),
         and `at` gives the (monotonic, wall) time just read for it.
         """
         log = self._log
-        assert log is not None  # records are written while attached only
+        if log is None or log.closed:
+            return None  # a run that outlived its engine: its start says it was interrupted
         kind = KIND_OF_STATUS[status]
         if not plain:
             return log._emit(kind, st.job.id, payload)
@@ -211,7 +211,3 @@ class SchedulerCore:
         if self._persist is not None:
             self._persist.store.put_job(st.job.id, _json.encode(st.job.to_json()), now)
 
-
-def finite(value: float | None) -> bool:
-    """True for a finite float (None is not)."""
-    return value is not None and math.isfinite(value)

@@ -13,10 +13,13 @@ All decisions are made in memory, on the loop; the store is written behind.
    concurrent, `_attempt`), is checked against the misfire rule at its real start, and runs
    with its timeout (`_run`). Its outcome is a ``job.<status>`` event: the execution record.
    Alarms and waiters read the records from the Log (`_alarms.py`); nothing here calls them.
-4. With a store, a run's start is made safe against a crash before the action is called:
-   either it is committed (``durable_start``, and manual runs), or the *start horizon* is
-   (see `_persist.py`): committed about once a second, so that a restart knows which fire
-   times may have started and records them as ``uncertain``, never as not run.
+4. With a store, a run's start is made safe against a crash after its ``job.started`` is
+   written and before the action is called: either the start is committed
+   (``durable_start``, and manual runs), or the *start horizon* is (see `_persist.py`):
+   committed about once a second, with every event before it, so that a restart knows which
+   fire times may have started and records them as ``uncertain``, never as not run. (The
+   start is written first so that no later record can overtake a fire time already
+   decided to run.)
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ class FirePath(SchedulerCore):
             st.add_run(ref, [fire, False, None])
             kwargs = {"job": job_id, "fire": fire, "kind": "catchup", "ref": ref}
             intent = self._host.submit_trusted(FIRE, fire, kwargs, job_id, 0, "catch-up")
-            self._side[intent.seq] = (job_id, ref, False)
+            self._side[intent.seq] = (job_id, ref, False, fire)
         if due.count > CATCH_UP_CAP:
             over = Span()
             over.first, over.last = due.head[CATCH_UP_CAP], due.last
@@ -354,26 +357,6 @@ class FirePath(SchedulerCore):
         st.fn = fn
         return fn
 
-    async def _make_safe(self, st: JobState, fire: float, manual: bool, ref: int | None) -> bool:
-        """Before a start that is not itself made durable: commit the start horizon past
-        `fire` (see the module docstring). False if that failed (the fire time is recorded)."""
-        try:
-            await self._ensure_horizon(fire)
-        except BaseException as exc:
-            self._release(st)
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                self._finish_unstarted(st, ref, fire, manual, "cancelled before it started")
-                raise
-            if not isinstance(exc, Exception):
-                raise
-            why = f"not started: the store failed ({type(exc).__name__}: {exc})"
-            self._record(st, "skipped", {"scheduled": fire, "manual": manual, "reason": why})
-            if ref is not None:
-                st.drop_run(ref)
-            self._push(st)
-            return False
-        return True
-
     async def _run(
         self,
         st: JobState,
@@ -386,8 +369,6 @@ class FirePath(SchedulerCore):
         job, log = st.job, self._log
         assert log is not None
         durable = self._persist is not None and (job.durable_start or manual)
-        if not durable and fire > self._horizon and not await self._make_safe(st, fire, manual, ref):
-            return
         if ref is None:
             ref = log.last_seq + 1
         # Plain JSON by construction (finite floats, an int, a bool): the Log's fast path.
@@ -407,8 +388,12 @@ class FirePath(SchedulerCore):
         status, plain = "success", True
         payload: dict[str, Any]
         try:
+            # Made safe against a crash before the action is called (module docstring, 4.):
+            # the start is committed, or the horizon past `fire`, with every event before it.
             if durable:
                 await self._wait_durable(started.seq)  # at most once, and recorded exactly
+            elif fire > self._horizon:
+                await self._ensure_horizon(fire)
             fn = st.fn or self._resolve(st)
             if job.timeout is None:
                 result = await fn(**kwargs)

@@ -14,7 +14,8 @@ iterable for `tags`); an import-time check keeps the two in step, and `make_job`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import (
     Annotated,
@@ -307,12 +308,20 @@ def _time(name: str, value: Any) -> float | None:
         ) from None
 
 
+def _start(value: Any) -> float | None:
+    return _time("start", value)
+
+
+def _end(value: Any) -> float | None:
+    return _time("end", value)
+
+
 # How a caller's value becomes the stored one (the rest are taken as they are).
-_NORMALISE: Final = {
+_NORMALISE: Final[dict[str, Callable[[Any], Any]]] = {
     "kwargs": _kwargs,
     "tags": _tags,
-    "start": lambda v: _time("start", v),
-    "end": lambda v: _time("end", v),
+    "start": _start,
+    "end": _end,
 }
 
 
@@ -375,9 +384,10 @@ def check_job(fields: dict[str, Any]) -> Job:
 def _field_error(fields: Mapping[str, Any], exc: msgspec.ValidationError) -> JobSpecError:
     """The error for a value msgspec rejected, naming the field, the value and the rule."""
     text = str(exc)
-    field = text.rsplit("$.", 1)[-1].split("[")[0].split(".")[0] if "$." in text else "?"
+    found = re.search(r"at `\$\.(\w+)", text)
+    field = found.group(1) if found else "?"
     value = fields.get(field, "?")
-    expected = text.split(" - at ")[0]
+    expected = text.partition(" - at ")[0]
     message = f"{field} {_short(value)} is not accepted: {expected}"
     if field in _POLICY_FIELDS:
         return PolicyError(message)

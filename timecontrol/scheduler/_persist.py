@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from .._events import Event
 from ..stores._jobs import JobStore, LoadedJobs
 from ._actions import module_allowed
@@ -31,7 +33,7 @@ __all__ = ["HORIZON_LEASE", "REPLAYED_KINDS", "Persistence", "restore", "settle_
 
 #: How far ahead of now (seconds) a committed start horizon reaches. After a crash, at most
 #: this much of each job's schedule past its last durable decision is recorded as uncertain.
-HORIZON_LEASE: Final = 2.0
+HORIZON_LEASE: Final = 1.0
 
 #: The events a restart replays on top of the state rows.
 REPLAYED_KINDS: Final = frozenset(
@@ -95,7 +97,7 @@ def _load_one(core: SchedulerCore, loaded: LoadedJobs, job_id: str, text: str) -
     if reason is None:
         try:
             job = job_from_stored(text)
-        except Exception as exc:  # noqa: BLE001 - one damaged row must not stop the others
+        except Exception as exc:  # one damaged row, whatever is wrong, must not stop the rest
             reason = f"{type(exc).__name__}: {str(exc)[:300]}"
         else:
             if job.id != job_id:
@@ -134,9 +136,7 @@ def _replay(core: SchedulerCore, st: JobState, event: Event) -> bool:
         if "next" in p:
             st.next = nxt
             st.needs_first = False
-        if kind == "job.paused" or kind == "job.resumed":
-            import msgspec
-
+        if kind in ("job.paused", "job.resumed"):
             st.job = msgspec.structs.replace(st.job, enabled=kind == "job.resumed")
         return True
     run, scheduled, manual = p.get("run"), p.get("scheduled"), p.get("manual") is True

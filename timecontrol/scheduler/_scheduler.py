@@ -9,31 +9,29 @@ The fire path is in `_fire.py`, restore and crash settling in `_persist.py`, ala
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Unpack
 from uuid import uuid4
 
-import anyio
 import msgspec
 
-from .._exceptions import StoreError, TimeControlError, UnknownActionError
-from ..stores._jobs import JobStore
-from ..stores._sqlite import SQLiteLog
-from . import _legacy
+from .._exceptions import UnknownActionError
 from ._actions import check_arguments, check_modules, import_action
 from ._alarms import ALARM, AlarmHandler, Alarms, check_statuses
 from ._core import FIRE, utc
 from ._errors import DuplicateJobError, JobArgumentsError, JobNotFoundError, JobSpecError
-from ._fire import HORIZON, FirePath
+from ._fire import HORIZON
 from ._history import job_stats, midnight, older_than_seconds, read_history, today_by_status
 from ._history import upcoming as next_fire_times
 from ._host import Action, JobHost, jsonable
 from ._job import Job, JobChanges, JobSpec, check_options, check_text, make_job, replace_job
-from ._persist import Persistence, restore, settle_crash
+from ._lifecycle import Lifecycle
 from ._records import (
     ALARM_STATUSES,
+    KIND_OF_STATUS,
     RECORD_KINDS,
     RUN_STATUSES,
     ExecutionRecord,
@@ -58,11 +56,12 @@ class JobOptions(JobSpec, total=False):
     on_failure: AlarmHandler | None
 
 
-_ADD_KEYWORDS = frozenset(JobOptions.__optional_keys__)
+# Changes that move a job's next fire time (the others keep it).
+_RESCHEDULE = frozenset({"trigger", "start", "end", "max_executions"})
 _json = msgspec.json.Encoder()
 
 
-class Scheduler(FirePath):
+class Scheduler(Lifecycle):
     """Jobs on a host (the engine's dispatcher): add them, and they run on time, each fire
     time ending in one execution record on the Log.
 
@@ -85,30 +84,19 @@ class Scheduler(FirePath):
         if getattr(host, "_owns_parts", False) is True and hasattr(host, "scheduler"):
             own = host.scheduler
             if isinstance(own, cls):
-                own._same_options(options)
+                own._apply_options(options)
                 return own
-        known = _legacy.legacy_scheduler(host)
-        if known is not None:
-            known._same_options(options)
-            return known
         return super().__new__(cls)
 
     def __init__(self, host: JobHost, *, allowed_modules: Collection[str] = ()) -> None:
         if "_host" in self.__dict__:
             return  # an engine's own scheduler, handed back by __new__: already set up
         allowed = check_modules(allowed_modules)
-        legacy = _legacy.is_legacy_engine(host)
-        engine: Any = host
-        if legacy:
-            host = _legacy.legacy_host(engine)
         self._init_state(host, allowed)
         # The scheduler writes its own records (job.*): no action.* events for its wrappers.
         host.intent_action(self._fire, FIRE)
         host.action(self._alarms.read, name=ALARM, record=False)
         host.action(self._horizon_action, name=HORIZON, record=False)
-        if legacy:
-            self._attach()  # that Engine opened its store here: keep its behaviour
-            _legacy.remember(engine, self)
 
     def _init_state(self, host: JobHost, allowed: tuple[str, ...]) -> None:
         self._host = host
@@ -131,14 +119,22 @@ class Scheduler(FirePath):
         self._flushing = None
         self._renew_queued = False
 
-    def _same_options(self, options: dict[str, Any]) -> None:
-        allowed = options.pop("allowed_modules", None)
+    def _apply_options(self, options: dict[str, Any]) -> None:
+        """The options of a ``Scheduler(engine, ...)`` call, for the engine's own scheduler:
+        taken while it has loaded nothing yet, refused (unchanged) once it has."""
         check_options(options, ("allowed_modules",))
-        if allowed is not None and check_modules(allowed) != self._allowed:
+        if "allowed_modules" not in options:
+            return
+        allowed = check_modules(options["allowed_modules"])
+        if allowed == self._allowed:
+            return
+        if self._loaded:
             raise JobSpecError(
-                f"this engine's scheduler exists with allowed_modules {list(self._allowed)}; "
-                f"give allowed_modules={list(allowed)!r} when the engine is made instead"
+                f"this engine's scheduler has loaded its jobs with allowed_modules "
+                f"{list(self._allowed)}; give allowed_modules={list(allowed)!r} before the "
+                "engine opens its store (before it starts or its Log is used)"
             )
+        self._allowed = allowed
 
     def _job_or_none(self, job_id: str) -> Job | None:
         st = self._jobs.get(job_id)
@@ -169,130 +165,13 @@ class Scheduler(FirePath):
     @property
     def quarantined(self) -> dict[str, str]:
         """Stored jobs that could not be loaded, with why: kept in the file, not scheduled."""
+        self._ensure_attached()
         return dict(self._quarantined)
 
     @property
     def allowed_modules(self) -> tuple[str, ...]:
         """Modules ``"module:qualname"`` actions may be imported from."""
         return self._allowed
-
-    # -- lifecycle (called by the owner) ----------------------------------------------------------
-
-    def _attach(self) -> None:
-        """The owner opened a Log: with a SQLite store, load its jobs (the first time) or
-        write ours to it (a restart in this process: memory is the newer truth)."""
-        log = self._host.log
-        if log is self._log and self._attached:
-            return
-        sink = log.sink
-        persist = Persistence(JobStore(sink)) if isinstance(sink, SQLiteLog) else None
-        if persist is not None:
-            if self._loaded:
-                self._resync(persist, log)
-            else:
-                restore(self, persist)  # raises (StoreVersionError...) before any change
-        self._loaded = True
-        self._log, self._attached, self._persist = log, True, persist
-        self._horizon = math.inf if persist is None else -math.inf
-        self._renew_at = math.inf
-
-    def _resync(self, persist: Persistence, log: Log) -> None:
-        stored = persist.store.load(()).specs
-        now = self._now_or(0.0) or 0.0
-        for job_id in stored:
-            if job_id not in self._jobs and job_id not in self._quarantined:
-                persist.store.delete_job(job_id)
-        for st in self._jobs.values():
-            persist.store.put_job(st.job.id, _json.encode(st.job.to_json()), now)
-            if not st.needs_first:
-                inflight = _json.encode(st.inflight).decode() if st.inflight else "{}"
-                row = (st.job.id, st.next, st.runs, inflight, log.last_seq)
-                persist.store.push_state(row)
-
-    def _started(self) -> None:
-        """Dispatch runs: settle what the last process left, then resume every job."""
-        now = self._clock.time()
-        self._dispatching = True
-        self._renew_queued = False
-        log = self._log
-        if log is None or not self._attached:
-            self._attach()
-            log = self._log
-        assert log is not None
-        self._alarms.start(log)
-        persist = self._persist
-        if persist is not None:
-            for job_id in persist.unreported:
-                reason = self._quarantined.get(job_id, "")
-                log._emit("scheduler.quarantined", job_id, {"reason": reason})
-            if persist.report:
-                log._emit("scheduler.restored", "scheduler", persist.report)
-                persist.report = {}
-            persist.unreported.clear()
-            settle_crash(self, persist, now)
-        for job_id in sorted(self._unannounced):
-            st = self._jobs.get(job_id)
-            if st is not None:
-                log._emit("job.added", job_id, {"spec": st.job.to_json(), "next": st.next})
-        self._unannounced.clear()
-        for st in list(self._jobs.values()):
-            if st.needs_first:
-                st.needs_first = False
-                st.next = self._guarded_first(st, now)
-                self._put(st, now)
-                self._push(st)
-            if st.job.enabled and st.next is not None and not st.intent_seq:
-                self._set_next(st, st.next)  # overdue ones settle at once, by policy
-
-    def _guarded_first(self, st: JobState, now: float) -> float | None:
-        try:
-            return self._after(st, now)
-        except Exception as exc:  # a trigger that fails here pauses its job, visibly
-            self._trigger_failed(st, now, exc)
-            return None
-
-    async def _stopping(self) -> None:
-        """Dispatch stops and the Log will close: cancel what is queued, flush, detach."""
-        self._dispatching = False
-        self._alarms.stop()
-        for st in self._jobs.values():
-            self._cancel_intent(st)
-        self._parked.clear()
-        for seq, (job_id, ref, manual) in list(self._side.items()):
-            self._host.schedule.cancel(seq)
-            st = self._jobs.get(job_id)
-            if st is not None and self._log is not None and not self._log.closed:
-                fire = st.inflight.get(ref, [self._clock.time()])[0] if ref else None
-                why = "the engine stopped before this fire time ran"
-                self._finish_unstarted(st, ref, fire or self._clock.time(), manual, why)
-        self._side.clear()
-        persist, self._persist = self._persist, None
-        self._attached = False
-        self._horizon = self._renew_at = math.inf
-        if persist is not None:
-            try:
-                await persist.store.flush()
-                if not any(st.inflight for st in self._jobs.values()):
-                    await persist.store.mark_clean()  # every start so far is on disk
-            except StoreError:
-                pass  # the writer failed; a restart replays what reached the file
-
-    async def flush(self) -> None:
-        """Make job definitions and state written so far durable (no-op in memory)."""
-        if self._persist is not None:
-            await self._persist.store.flush()
-
-    async def aclose(self) -> None:
-        """Flush and detach from the store (what `_stopping` does); idempotent. Kept for
-        code that closed a scheduler it made itself; the engine does this on stop."""
-        if self._attached:
-            await self._stopping()
-
-    def close(self) -> None:
-        """Detach from the store without flushing (after its Log was closed). Idempotent."""
-        self._alarms.stop()
-        self._persist = None
-        self._attached = False
 
     # -- operations: jobs -----------------------------------------------------------------------
 
@@ -319,6 +198,7 @@ class Scheduler(FirePath):
         register it again after a restart). See `Job` for the options.
         """
         check_options(spec)
+        self._ensure_attached()
         for flag, value in (("replace_existing", replace_existing), ("reset_state", reset_state)):
             if not isinstance(value, bool):
                 raise JobSpecError(f"{flag} must be True or False, got {value!r:.100}")
@@ -336,15 +216,20 @@ class Scheduler(FirePath):
                 f"a job with id {job_id!r} already exists; pass replace_existing=True to "
                 "replace it, or another id"
             )
-        if existing is None:
-            st = JobState(job)
-            now = self._live() if self._dispatching else None
-            st.next = None if now is None else self._first_after(st, now)
-            st.needs_first = now is None
+        if existing is not None:
+            if not reset_state:
+                job = msgspec.structs.replace(job, enabled=existing.job.enabled)
+            plan = self._plan(existing, job, reset_state)
+            if register is not None:
+                self._host.action(register, name=name)
+            self._redeclare(existing, job, plan, reset_state, on_failure)
+            return existing.job
+        st = JobState(job)
+        now = self._live()
+        st.next = None if now is None else self._first_after(st, now)
+        st.needs_first = now is None
         if register is not None:
             self._host.action(register, name=name)
-        if existing is not None:
-            return self._redeclare(existing, job, reset_state, on_failure)
         self._insert(st, payload)
         if on_failure is not None:
             self._alarms.add(on_failure, job_id, ALARM_STATUSES)
@@ -364,23 +249,40 @@ class Scheduler(FirePath):
         self._put(st, now)
         self._push(st)
 
-    def _redeclare(
-        self, st: JobState, job: Job, reset: bool, on_failure: AlarmHandler | None
-    ) -> Job:
-        if not reset:
-            job = msgspec.structs.replace(job, enabled=st.job.enabled)  # operator state
+    def _plan(
+        self, st: JobState, job: Job, reset: bool
+    ) -> tuple[set[str], float | None, bool]:
+        """What a checked change will do: (changed fields, the new next fire time, whether
+        it must be computed later). A new trigger is asked for its first fire time here, so
+        that one that fails is bad input, found before anything changes."""
         old, new = st.job.to_json(), job.to_json()
-        changed = {k for k in new if k != "trigger" and old.get(k) != new[k]}
+        changed = {k for k in new if k not in ("trigger", "version") and old.get(k) != new[k]}
         if not _same_trigger(old["trigger"], new["trigger"]):
             changed.add("trigger")
         if reset:
-            st.runs = 0
             changed.add("start")  # a fresh start: the next fire time from now
-        if changed:
-            self._apply(st, job, changed)
+        nxt, later = st.next, st.needs_first
+        if changed & _RESCHEDULE:
+            now = self._live()
+            trial = JobState(job)
+            trial.runs = 0 if reset else st.runs
+            nxt, later = (None, True) if now is None else (self._first_after(trial, now), False)
+        return changed, nxt, later
+
+    def _redeclare(
+        self,
+        st: JobState,
+        job: Job,
+        plan: tuple[set[str], float | None, bool],
+        reset: bool,
+        on_failure: AlarmHandler | None,
+    ) -> None:
+        if reset:
+            st.runs = 0
+        if plan[0]:
+            self._apply(st, job, plan)
         if on_failure is not None:
             self._alarms.add(on_failure, job.id, ALARM_STATUSES)
-        return st.job
 
     def _action_for(self, action: str | Action) -> tuple[str, Action | None, Action | None]:
         """(name, the function if known now, a function still to register): checked, and
@@ -407,7 +309,7 @@ class Scheduler(FirePath):
             if fn is action:
                 return key, fn, None
         name = getattr(action, "__name__", None)
-        if not isinstance(name, str) or not anyio.lowlevel or not _is_async(action):
+        if not isinstance(name, str) or not inspect.iscoroutinefunction(action):
             raise UnknownActionError(f"action {action!r:.200} is not an async function")
         if name in actions:
             raise UnknownActionError(
@@ -444,31 +346,30 @@ class Scheduler(FirePath):
         _json_payload(job)
         if register is not None:
             self._host.action(register, name=job.action)
-        changed = {k for k in fields if getattr(job, k) != getattr(st.job, k)}
-        enable = changed.discard("enabled") if "enabled" in changed else None
         wanted = job.enabled
         job = msgspec.structs.replace(job, enabled=st.job.enabled)
-        if changed:
-            self._apply(st, job, changed)
-        if enable is None and "enabled" in fields and wanted != st.job.enabled:
+        plan = self._plan(st, job, False)
+        if register is not None:
+            self._host.action(register, name=job.action)
+        if plan[0]:
+            self._apply(st, job, plan)
+        if wanted != st.job.enabled:
             (self.resume_job if wanted else self.pause_job)(job_id)
         return st.job
 
-    def _apply(self, st: JobState, job: Job, changed: set[str]) -> None:
-        """Make a checked change (the mutation half of `update_job`)."""
+    def _apply(self, st: JobState, job: Job, plan: tuple[set[str], float | None, bool]) -> None:
+        """Make a checked change (the mutation half of `update_job` / a re-declaration)."""
+        changed, nxt, later = plan
         old = st.job
         st.job = job
         if job.action != old.action:
             st.fn = None
-        now = self._live()
-        if changed & {"trigger", "start", "end", "max_executions"}:
+        if changed & _RESCHEDULE:
             self._cancel_intent(st)
-            if now is None or not self._dispatching:
-                st.needs_first, st.next = True, None
-            else:
-                st.next = self._guarded_first(st, now)
-                if job.enabled and st.next is not None:
-                    self._set_next(st, st.next)
+            st.next, st.needs_first = nxt, later
+            if job.enabled and nxt is not None:
+                self._set_next(st, nxt)
+        now = self._live()
         if now is None:
             self._unannounced.add(job.id)
             self._put(st, self._now_or(0.0) or 0.0)
@@ -498,6 +399,7 @@ class Scheduler(FirePath):
         return self._get(job_id).job
 
     def _get(self, job_id: object) -> JobState:
+        self._ensure_attached()
         st = self._jobs.get(job_id) if isinstance(job_id, str) else None
         if st is None:
             raise JobNotFoundError(
@@ -515,6 +417,7 @@ class Scheduler(FirePath):
         if tags is not None and not isinstance(tags, str | Collection):
             raise JobSpecError(f"tags must be a tag or a list of tags, got {tags!r:.100}")
         wanted = None if tags is None else ({tags} if isinstance(tags, str) else set(tags))
+        self._ensure_attached()
         return [
             st.job
             for st in self._jobs.values()
@@ -523,9 +426,11 @@ class Scheduler(FirePath):
         ]
 
     def __contains__(self, job_id: object) -> bool:
+        self._ensure_attached()
         return isinstance(job_id, str) and job_id in self._jobs
 
     def __len__(self) -> int:
+        self._ensure_attached()
         return len(self._jobs)
 
     def next_run(self, job_id: str) -> datetime | None:
@@ -570,10 +475,14 @@ class Scheduler(FirePath):
         if now is None or not self._dispatching or st.needs_first or st.next is None:
             self._put(st, self._now_or(0.0) or 0.0)
             return st.job  # `_started` schedules it
-        slept = self._settle(st, st.next, now)
-        if slept.due:
-            self._record(st, "skipped", {**slept.due.payload(), "reason": "the job was paused"})
-        self._set_next(st, slept.next if slept.due else st.next)
+        nxt: float | None = st.next
+        if nxt is not None and nxt <= now:
+            slept = self._settle(st, nxt, now)
+            if slept.due:
+                reason = "the job was paused"
+                self._record(st, "skipped", {**slept.due.payload(), "reason": reason})
+            nxt = slept.next
+        self._set_next(st, nxt)
         self._log_emit("job.resumed", st.job.id, {"next": st.next})
         self._put(st, now)
         self._push(st)
@@ -601,7 +510,7 @@ class Scheduler(FirePath):
         now = self._clock.time()
         kwargs = {"job": job_id, "fire": now, "kind": "manual", "overrides": overrides}
         intent = self._host.submit_trusted(FIRE, now, kwargs, job_id, 0, "manual")
-        self._side[intent.seq] = (job_id, None, True)
+        self._side[intent.seq] = (job_id, None, True, now)
         return now
 
     def pause(self) -> None:
@@ -644,9 +553,8 @@ class Scheduler(FirePath):
         Log closes (the engine stopped) first.
         """
         self._get(job_id)
-        wanted = {k for s, k in _kinds(check_statuses(statuses))}
-        log = self.log
-        with log.subscribe(kinds=wanted, subjects=job_id) as feed:
+        wanted = [KIND_OF_STATUS[s] for s in sorted(check_statuses(statuses))]
+        async with self.log.subscribe(kinds=wanted, subjects=job_id) as feed:
             async for event in feed:
                 return ExecutionRecord.from_event(event)
         raise JobSpecError(f"the engine stopped before job {job_id!r} recorded {sorted(statuses)}")
@@ -735,18 +643,6 @@ class Scheduler(FirePath):
         return f"<Scheduler jobs={len(self._jobs)} paused={self._paused} store={store!r}>"
 
 
-def _kinds(statuses: frozenset[str]) -> list[tuple[str, str]]:
-    from ._records import KIND_OF_STATUS
-
-    return [(s, KIND_OF_STATUS[s]) for s in sorted(statuses)]
-
-
-def _is_async(fn: object) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(fn)
-
-
 def _json_payload(job: Job) -> dict[str, Any]:
     """The job's JSON (the ``job.added`` payload), checked to encode: `JobSpecError` if not."""
     spec = job.to_json()
@@ -766,5 +662,3 @@ def _same_trigger(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """
     return old.keys() == new.keys() and all(new[k] is None or new[k] == old[k] for k in new)
 
-
-__all__ += ["TimeControlError"]  # re-exported for the engine's signatures

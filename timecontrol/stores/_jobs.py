@@ -45,13 +45,14 @@ import math
 import sqlite3
 import threading
 from collections.abc import Callable, Collection
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
 from .._events import Event, event_from_row
 from .._exceptions import StoreError, StoreVersionError, TimeControlError
 from ._sqlite import SQLiteLog, insert_rows
+from ._sqlite_file import read_with
 
 __all__ = ["JOBS_SCHEMA_VERSION", "JobStore", "LoadedJobs", "StateRow", "StoredState"]
 
@@ -149,35 +150,33 @@ class JobStore:
         self._tables = True
 
     def _load(self, record_kinds: Collection[str]) -> LoadedJobs:
-        try:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {str(self.path)!r} to load jobs: {exc}") from None
-        try:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            tables = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            if "scheduler_meta" not in tables:
-                return LoadedJobs({}, {}, {}, 0, [])
-            meta = dict(conn.execute("SELECT key, value FROM scheduler_meta").fetchall())
-            version = _int(meta.get("schema_version"))
-            if version > JOBS_SCHEMA_VERSION:
-                raise StoreVersionError(
-                    f"{str(self.path)!r} holds scheduler tables of schema version {version}, "
-                    f"newer than this timecontrol reads (up to {JOBS_SCHEMA_VERSION}); upgrade "
-                    "timecontrol to schedule from it. The file was not changed."
-                )
-            watermark = _int(meta.get("watermark"))
-            specs, state, bad = _read_jobs(conn)
-            replay, ignored = _read_events(conn, watermark, record_kinds)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot load jobs from {str(self.path)!r}: {exc}") from None
-        finally:
-            conn.close()
-        return LoadedJobs(
-            specs, state, bad, watermark, replay, ignored, _horizon(meta.get("horizon"))
-        )
+        def read(conn: sqlite3.Connection | None) -> LoadedJobs:
+            if conn is None:
+                return LoadedJobs({}, {}, {}, 0, [])  # an empty file
+            try:
+                return self._read(conn, record_kinds)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot load jobs from {str(self.path)!r}: {exc}") from None
+
+        return read_with(self.path, read)
+
+    def _read(self, conn: sqlite3.Connection, record_kinds: Collection[str]) -> LoadedJobs:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "scheduler_meta" not in tables:
+            return LoadedJobs({}, {}, {}, 0, [])
+        meta = dict(conn.execute("SELECT key, value FROM scheduler_meta").fetchall())
+        version = _int(meta.get("schema_version"))
+        if version > JOBS_SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{str(self.path)!r} holds scheduler tables of schema version {version}, "
+                f"newer than this timecontrol reads (up to {JOBS_SCHEMA_VERSION}); upgrade "
+                "timecontrol to schedule from it. The file was not changed."
+            )
+        watermark = _int(meta.get("watermark"))
+        specs, state, bad = _read_jobs(conn)
+        replay, ignored = _read_events(conn, watermark, record_kinds)
+        horizon = _horizon(meta.get("horizon"))
+        return LoadedJobs(specs, state, bad, watermark, replay, ignored, horizon)
 
     # -- write-behind -------------------------------------------------------------------------
 
@@ -351,7 +350,7 @@ def _state_row(nxt: object, runs: object, inflight: object) -> StoredState:
             ):
                 raise ValueError(f"inflight entry {ref!r:.30}: {entry!r:.60} is not a run")
             in_flight[int(ref)] = entry
-    return (None if nxt is None else float(nxt)), runs, in_flight
+    return (None if nxt is None else float(cast("float", nxt))), runs, in_flight
 
 
 def _horizon(text: object) -> tuple[float, float] | None:

@@ -36,7 +36,7 @@ from typing import Final
 
 from .._exceptions import StoreError, StoreLockedError
 
-__all__ = ["FileKey", "WriterLock", "file_key", "reader_use"]
+__all__ = ["FileKey", "WriterLock", "file_key", "reader_use", "writer_active"]
 
 #: A file's identity: (device, inode). Every name of a file (symlink, hard link, relative or
 #: absolute path) has the same key.
@@ -100,6 +100,42 @@ def reader_use(path: Path) -> Iterator[None]:
     finally:
         with _mutex:
             entry.users -= 1
+            _drop(key, entry)
+
+
+def writer_active(path: Path) -> bool:
+    """True if a writer (any process) holds `path`'s lock. For readers of a file with several
+    hard links, whose writer's WAL may sit next to another name.
+
+    Uses a descriptor kept in the registry, so that closing it cannot drop the SQLite locks
+    of anything of ours in this process; a shared lock is taken only for an instant.
+    """
+    with _mutex:
+        try:
+            key = file_key(os.stat(path))
+        except OSError:
+            return False
+        entry = _registry.get(key)
+        if entry is not None and entry.writer is not None:
+            return True
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return False
+        entry = _registry.setdefault(key, _Entry())
+        entry.fds.append(fd)
+        try:
+            if sys.platform == "win32":  # pragma: no cover - no flock; no probe either
+                return False
+            import fcntl
+
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
             _drop(key, entry)
 
 

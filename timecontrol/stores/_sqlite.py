@@ -9,10 +9,13 @@ Why this shape:
   releases the GIL inside SQLite, and each statement holds it only to bind its rows, so the
   loop keeps running while the thread writes.
 * The loss bound holds at every rate. After a ``kill -9`` at most the events of the last
-  `flush_interval` (100 ms) are lost: when the oldest event not yet committed is older than
-  three quarters of it (or a huge backlog waits), `write` blocks until the writer has
-  committed what is older (backpressure: it is how the loop learns that the disk is slower
-  than its producers; the writer then commits small batches, so that each wait is short).
+  `flush_interval` (100 ms) are lost. `pace`, which the `Log` calls before it stamps each
+  event, looks at the age of the oldest event not yet committed (once a millisecond): past
+  40 % of the bound the writer commits small batches and `pace` gives it the GIL until its
+  next commit (at most 1 ms); past 75 % `pace` blocks until the writer has committed what is
+  older. That is backpressure, how the loop learns that the disk is slower than its producers;
+  short waits early make the long one rare. Checkpoints run on a thread of their own
+  (`Checkpointer`), so that no commit, and no producer waiting for one, waits for an fsync.
 * One writer per file, found by what the file is (`WriterLock`: a symlink, a relative path
   or a hard link reach the same lock; nothing is left behind). Readers (``readonly=True``,
   `read_events`, ``timecontrol log``) never write, never create, and take no lock.
@@ -34,14 +37,12 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
-from itertools import chain, repeat, starmap
+from itertools import repeat, starmap
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -50,21 +51,10 @@ import anyio.to_thread
 
 from .._clock import run_in_thread
 from .._events import Event
-from .._exceptions import StoreError, StoreLockedError, StoreReadOnlyError
+from .._exceptions import StoreError, StoreReadOnlyError
 from ._lock import WriterLock
-from ._sqlite_file import (
-    APPLICATION_ID,
-    SCHEMA,
-    SCHEMA_VERSION,
-    check_header,
-    check_sidecars,
-    inspect_schema,
-    quick_check,
-    read_events,
-    read_with,
-    select_events,
-    store_error,
-)
+from ._sqlite_file import SCHEMA_VERSION, read_events, read_with, select_events
+from ._sqlite_writer import Checkpointer, insert_rows, open_writer, put_meta
 
 __all__ = ["SCHEMA_VERSION", "SEQ_BLOCK", "SQLiteLog", "insert_rows", "read_events"]
 
@@ -80,9 +70,6 @@ _INSERT_ROW = "(?, ?, ?, ?, ?, ?)"
 #: returns work for other tables (run in the transaction that commits those events) or None.
 CycleHook = Callable[[], "Callable[[sqlite3.Connection], None] | None"]
 
-# Most rows per INSERT statement, and the pause after each (see `insert_rows`).
-_SLICE: Final = 64
-_YIELD: Final = 0.0002
 # The loop's side of the loss bound: how often `write` looks at the clock, the share of
 # `flush_interval` after which the writer hurries (small transactions) and after which `write`
 # waits, the rows per transaction while it hurries, and the most events ever waiting.
@@ -91,63 +78,9 @@ _HURRY_AT: Final = 0.4
 _WAIT_AT: Final = 0.75
 _HURRY_ROWS: Final = 128
 _MAX_PENDING: Final = 100_000
+_HANDOVER: Final = 0.0002
 _monotonic = time.monotonic
 T = TypeVar("T")
-
-
-def insert_rows(
-    conn: sqlite3.Connection,
-    head: str,
-    row_sql: str,
-    width: int,
-    rows: list[Any],
-    *,
-    pause: bool = True,
-) -> None:
-    """Insert `rows` (tuples of `width` values) with multi-row ``VALUES`` statements.
-
-    `head` is the statement up to ``VALUES`` and `row_sql` one row's placeholders, e.g.
-    ``"(?, ?, ?)"``. Bind str rather than bytes: sqlite3 binds a str several times faster.
-
-    Why not ``executemany``: it binds and steps one row at a time, releasing the GIL inside
-    SQLite and taking it straight back for the next row. While the loop's thread runs, every
-    such take may wait up to the interpreter's switch interval (5 ms) and then make the loop
-    wait in turn, so a batch of a few thousand rows stalled the loop for milliseconds, and
-    held the GIL for as long. Here each statement binds up to `_SLICE` rows in C with the GIL
-    held (about 25 us for 64 rows of six values) and then runs them all in one step with
-    the GIL released. Slices are 64, 32, ... 1 rows, so at most seven statements are ever
-    prepared (and cached by sqlite3). `pause`: sleep briefly after each statement (see below);
-    pointless while the loop's thread is blocked waiting for this very commit.
-    """
-    limit = max(1, min(_SLICE, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    lo, n = 0, len(rows)
-    while lo < n:
-        size = limit
-        while size > n - lo:
-            size //= 2
-        conn.execute(
-            head + ", ".join([row_sql] * size),
-            list(chain.from_iterable(rows[lo : lo + size])),
-        )
-        lo += size
-        # A real pause hands the GIL to the loop's thread if it waits for it: sqlite3 takes
-        # the GIL straight back after a statement, quicker than a waiting thread wakes up,
-        # so without it the loop could wait for the 5 ms switch interval.
-        if pause:
-            time.sleep(_YIELD)
-
-
-def _put_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
-
-
-def _meta_int(meta: dict[str, Any], key: str, path: Path) -> int:
-    try:
-        return int(meta.get(key, 0))
-    except (TypeError, ValueError):
-        raise store_error(
-            path, sqlite3.DatabaseError("malformed"), f"reading meta {key}={meta[key]!r} of"
-        ) from None
 
 
 def _check_args(batch_size: object, flush_interval: object, mode: object) -> None:
@@ -173,7 +106,7 @@ class SQLiteLog:
         batch_size: wake the writer as soon as this many events wait (default 2000).
         flush_interval: the loss bound: after a crash (``kill -9``) at most the events of the
             last `flush_interval` seconds are lost (default 0.1 s). The writer commits every
-            half of it; `write` waits when the disk falls behind (see the module docstring).
+            half of it; `pace` waits when the disk falls behind (see the module docstring).
         readonly: open for reading only: never writes or creates anything, takes no lock,
             works while a writer runs; `write` and the other writing calls raise
             `StoreReadOnlyError` (a `Log` over it refuses appends).
@@ -206,8 +139,10 @@ class SQLiteLog:
         self._pending: deque[Row] = deque()
         self._marks: deque[tuple[int, float]] = deque()  # (seq, time it was written)
         self._next_check = 0.0
+        self._paced = 0.0  # when `pace` last looked at the clock
         self._hurry = False  # the writer commits small batches: the loss bound is near
-        self._waiting = 0  # the loop's thread is blocked until the writer commits
+        self._waiting = 0  # the loop's thread waits for the writer's next commit(s)
+        self._blocked = 0  # ... and is not coming back before they are made (no GIL needed)
         # Work for the writer thread besides events: (fn, reply or None), run in order.
         self._commands: list[
             tuple[Callable[[sqlite3.Connection], Any], tuple[list[Any], threading.Event] | None]
@@ -227,8 +162,9 @@ class SQLiteLog:
             self._set_seqs(last, last)
             self._bump_at = -1  # every write goes to `_reserve`, which refuses it
             return
-        self._conn, last, reserved = self._open_writer(mode)
+        self._lock, self._conn, last, reserved = open_writer(self.path, mode, SEQ_BLOCK)
         self._set_seqs(last, reserved)
+        self._checkpointer = Checkpointer(self.path)
         self._thread = threading.Thread(
             target=self._writer, name=f"timecontrol-sqlite:{self.path.name}", daemon=True
         )
@@ -249,119 +185,6 @@ class SQLiteLog:
         ).fetchone()
         return int(row[0])
 
-    # -- opening for writing ----------------------------------------------------------------
-
-    def _open_writer(self, mode: int) -> tuple[sqlite3.Connection, int, int]:
-        """Lock, check, then (only then) write: the schema if new, and a seq reservation."""
-        check_sidecars(self.path)
-        try:
-            lock = WriterLock.acquire(self.path, mode=mode)
-        except StoreLockedError as exc:
-            raise self._with_holder(exc) from None
-        conn: sqlite3.Connection | None = None
-        try:
-            size = check_header(lock.fd, self.path)
-
-            def check(ro: sqlite3.Connection | None) -> tuple[int, int]:
-                if ro is None:
-                    return 0, 0  # empty: initialise it
-                quick_check(ro, self.path, size)
-                return inspect_schema(ro, self.path)
-
-            # Checked through a read-only connection: closing a read-write one on a refused
-            # file could checkpoint a WAL left by a crash into it, i.e. change it.
-            version, app_id = read_with(self.path, check)
-            conn = self._connect()
-            last, reserved = self._start_session(conn, version, app_id)
-        except BaseException:
-            if conn is not None:
-                conn.close()
-            self._forget_created(lock)
-            lock.release()
-            raise
-        self._lock = lock
-        return conn, last, reserved
-
-    def _connect(self) -> sqlite3.Connection:
-        real = os.path.realpath(self.path)
-        try:
-            conn = sqlite3.connect(real, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise store_error(self.path, exc, "open") from None
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
-
-    def _start_session(
-        self, conn: sqlite3.Connection, version: int, app_id: int
-    ) -> tuple[int, int]:
-        """Initialise a new file, reserve seqs; returns (last seq, reservation)."""
-        try:
-            if version:
-                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                top = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
-            else:
-                meta, top = {}, 0
-            # After a crash `seq_reserved` is above every seq handed out: continue after it.
-            # After a clean close it equals the last event: no gap.
-            last = max(
-                int(top),
-                _meta_int(meta, "last_seq", self.path),
-                _meta_int(meta, "seq_reserved", self.path),
-            )
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(
-                    f"{str(self.path)!r} cannot use SQLite's WAL journal (got {mode!r}); keep "
-                    "store files on a local disk"
-                )
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if not version:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    _put_meta(conn, "created_by", "timecontrol")
-                if app_id != APPLICATION_ID:
-                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                _put_meta(conn, "seq_reserved", last + SEQ_BLOCK)
-                _put_meta(conn, "writer", f"pid {os.getpid()} on {socket.gethostname()}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise store_error(self.path, exc, "initialise") from None
-        return last, last + SEQ_BLOCK
-
-    def _forget_created(self, lock: WriterLock) -> None:
-        # A refused open leaves no trace: remove the file only if this open created it and it
-        # is still the same, empty file.
-        if not lock.created:
-            return
-        with contextlib.suppress(OSError):
-            st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) == lock.key and st.st_size == 0:
-                os.unlink(self.path)
-
-    def _with_holder(self, exc: StoreLockedError) -> StoreLockedError:
-        def holder(conn: sqlite3.Connection | None) -> str | None:
-            if conn is None:
-                return None
-            row = conn.execute("SELECT value FROM meta WHERE key = 'writer'").fetchone()
-            return None if row is None else str(row[0])
-
-        if f"(pid {os.getpid()})" in str(exc):
-            return exc  # this process: the message says so already
-        try:
-            who = read_with(self.path, holder)
-        except StoreError:
-            who = None
-        if who is None:
-            return exc
-        return StoreLockedError(f"{exc} (the file names its writer: {who})")
-
     # -- the loop's side --------------------------------------------------------------------
 
     def last_seq(self) -> int:
@@ -369,18 +192,38 @@ class SQLiteLog:
         the end of the crashed run's reservation (so that no seq is ever reused)."""
         return self._last_seq
 
+    def pace(self, seq: int) -> None:
+        """Called by the `Log` before it stamps event `seq`: backpressure.
+
+        Returns at once, except when the writer falls behind the loss bound (or the seq
+        reservation): then it waits, briefly, for the writer to commit.
+        """
+        if seq > self._bump_at:  # the reserved seqs run low (rare; always on a reader)
+            self._reserve(seq)
+        now = self._paced = _monotonic()
+        if now >= self._next_check and self._check(seq, now, now):  # about once a millisecond
+            # It waited, and the event is stamped only now: its mark moves on (otherwise
+            # the age of the events after it would count a wait that held nothing up).
+            self._paced = after = _monotonic()
+            marks = self._marks
+            if marks and marks[-1][0] == seq:
+                marks[-1] = (seq, after)
+
     def write(self, event: Event, payload: bytes) -> None:
         """Queue an event; the writer thread commits it within `flush_interval`.
 
-        Returns at once, except as backpressure: when the writer falls behind the loss bound
-        (or the seq reservation), it waits, briefly, for the writer to commit.
+        Returns at once (the waiting is done by `pace`), except for the seq reservation, a
+        huge backlog, and a thread that was held up between `pace` and the event's stamping
+        (by the OS, or a caller that does not pace): these are checked here, so that no event
+        gets past the loss bound for having been stamped late.
         """
         seq = event.seq
-        if seq > self._bump_at:  # the reserved seqs run low (rare; always on a reader)
+        if seq > self._bump_at:
             self._reserve(seq)
         now = _monotonic()
-        if now >= self._next_check:  # about once a millisecond
-            self._check(seq, now)
+        if now - self._paced > _CHECK_EVERY:
+            # The event was stamped at some time after `_paced` (an earlier time: the safe side).
+            self._check(seq, now, self._paced)
         pending = self._pending
         # The row as it will be bound. Decoding here spreads the work evenly over the loop;
         # on the writer it would hold the GIL in bursts, and sqlite3 binds a str several
@@ -405,46 +248,85 @@ class SQLiteLog:
             if seq <= self._reserved:
                 return
             self._waiting += 1
+            self._blocked += 1
             try:
                 while self._reserved < seq and self._error is None and not self._closed:
                     self._cond.wait(0.05)
             finally:
                 self._waiting -= 1
+                self._blocked -= 1
 
-    def _check(self, seq: int, now: float) -> None:
-        """Keep the oldest event not yet committed younger than the loss bound."""
+    def _check(self, seq: int, now: float, written: float) -> bool:
+        """Keep the oldest event not yet committed younger than the loss bound; True if it
+        had to wait for that.
+
+        `seq` is the event being written, at `written` or later (a time at or before `now`).
+        """
         self._next_check = now + _CHECK_EVERY
         marks = self._marks
-        marks.append((seq, now))
+        if not marks or marks[-1][0] < seq:
+            marks.append((seq, written))
+        age = self._age(seq, now)
+        self._hurry = age > self._hurry_age
+        if age > self._max_age:
+            self._wait_young(seq)
+            return True
+        if self._hurry:
+            # The writer falls behind: give it the GIL (and a CPU) until its next commit, at
+            # most a millisecond. Short waits early keep the producer at the writer's pace,
+            # so that the long wait above (for the whole backlog) is rarely needed.
+            self._wake.set()
+            with self._cond:
+                self._waiting += 1
+                self._cond.wait(_CHECK_EVERY)
+                self._waiting -= 1
+        return False
+
+    def _age(self, seq: int, now: float) -> float:
+        """How long ago the oldest event not yet committed was written (0.0: none before
+        `seq`, the event being written, whose mark is the newest)."""
+        marks = self._marks
         first = self._durable_seq + 1  # the oldest event not yet committed
-        if first >= seq:  # every earlier one is committed
+        if first >= seq:
             if len(marks) > 1:
                 marks.clear()
                 marks.append((seq, now))
-            self._hurry = False
-            return
+            return 0.0
         # Keep as the anchor the newest mark at or before `first`: `first` was written at or
         # after its time, so the age measured from it errs on the safe side (by < 1 ms).
         while marks[1][0] <= first:
             marks.popleft()
-        age = now - marks[0][1]
-        self._hurry = age > self._hurry_age
-        if age > self._max_age:
-            self._wake.set()
-            cut = now - self._max_age + _CHECK_EVERY
-            target = next(s for s, t in marks if t > cut) - 1
-            self._wait_durable(target)
+        return now - marks[0][1]
+
+    def _wait_young(self, seq: int) -> None:
+        """Block (backpressure) until the oldest uncommitted event is young enough again,
+        measured when each commit lands (not when the wait began: waits can be long)."""
+        self._wake.set()
+        young = self._max_age - _CHECK_EVERY  # room for the millisecond until the next check
+        with self._cond:
+            self._waiting += 1
+            self._blocked += 1
+            try:
+                while self._error is None and not self._closed:
+                    if self._age(seq, _monotonic()) <= young:
+                        break
+                    self._cond.wait(0.005)
+            finally:
+                self._waiting -= 1
+                self._blocked -= 1
 
     def _wait_durable(self, target: int) -> None:
         """Block (backpressure) until the writer committed `target`, failed, or stopped."""
         self._wake.set()
         with self._cond:
             self._waiting += 1
+            self._blocked += 1
             try:
                 while self._durable_seq < target and self._error is None and not self._closed:
                     self._cond.wait(0.05)
             finally:
                 self._waiting -= 1
+                self._blocked -= 1
 
     @property
     def durable_seq(self) -> int:
@@ -637,6 +519,9 @@ class SQLiteLog:
         except BaseException as exc:  # reported to the loop by flush()/aclose()
             self._error = exc
         finally:
+            # The checkpointer's connection goes first: the writer's, closing last, copies
+            # the WAL back and removes it.
+            self._checkpointer.stop()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             conn.close()
@@ -651,7 +536,7 @@ class SQLiteLog:
         """A clean close: give back the unused reservation, so that the next run's seqs follow
         on without a gap (events written after close are not stored: `flush` says so)."""
         conn.execute("BEGIN")
-        _put_meta(conn, "seq_reserved", self._durable_seq)
+        put_meta(conn, "seq_reserved", self._durable_seq)
         conn.execute("DELETE FROM meta WHERE key = 'writer'")
         conn.execute("COMMIT")
 
@@ -688,14 +573,15 @@ class SQLiteLog:
         while left:
             # At most one batch per transaction, popped in C (a Python loop over thousands
             # of rows would hold the GIL, and stall the loop, for as long).
-            waiting = self._waiting
-            n = min(left, _HURRY_ROWS if waiting or self._hurry else self.batch_size)
+            hurry = self._waiting or self._hurry
+            n = min(left, _HURRY_ROWS if hurry else self.batch_size)
             batch = list(starmap(pending.popleft, repeat((), n)))
             left -= n
             conn.execute("BEGIN")
             if reserve:
-                _put_meta(conn, "seq_reserved", reserve)
-            insert_rows(conn, _INSERT_HEAD, _INSERT_ROW, 6, batch, pause=not waiting)
+                put_meta(conn, "seq_reserved", reserve)
+            # While the loop is blocked until this commit it needs no GIL: no pauses then.
+            insert_rows(conn, _INSERT_HEAD, _INSERT_ROW, 6, batch, pause=not self._blocked)
             if not left:
                 for w in work:
                     w(conn)
@@ -703,10 +589,14 @@ class SQLiteLog:
             conn.execute("COMMIT")
             self._published(batch[-1][0], reserve)
             reserve = 0
+            if self._waiting:
+                # Hand the GIL to the loop's thread woken by this commit now: sqlite3 would
+                # take it straight back, and the loop would wait for the switch interval.
+                time.sleep(_HANDOVER)
         if work or reserve:
             conn.execute("BEGIN")
             if reserve:
-                _put_meta(conn, "seq_reserved", reserve)
+                put_meta(conn, "seq_reserved", reserve)
             for w in work:
                 w(conn)
             conn.execute("COMMIT")

@@ -38,7 +38,7 @@ from .._exceptions import (
     StoreForeignError,
     StoreVersionError,
 )
-from ._lock import reader_use
+from ._lock import reader_use, writer_active
 
 __all__ = [
     "APPLICATION_ID",
@@ -46,6 +46,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "check_header",
+    "check_links",
     "check_sidecars",
     "inspect_schema",
     "quick_check",
@@ -172,6 +173,30 @@ def _wal_size(path: Path) -> int:
         return 0
 
 
+def check_links(fd: int, path: Path) -> None:
+    """Refuse to write a file that has several hard links (SQLite's "multiple links to the
+    same file" corruption: each name gets its own WAL, and a stale one can later be replayed
+    over newer data)."""
+    try:
+        links = os.fstat(fd).st_nlink
+    except OSError as exc:
+        raise StoreError(f"cannot check {str(path)!r}: {exc.strerror or exc}") from None
+    if links > 1:
+        raise StoreError(
+            f"{str(path)!r} has {links} hard links; SQLite keeps its journal next to the name a "
+            "file is written through, so writing it under several names can corrupt it. Remove "
+            "the other links (read-only opening works by any name)"
+        )
+
+
+def _pread(fd: int, n: int) -> bytes:
+    """The first `n` bytes of `fd`'s file (Windows has no ``os.pread``)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, n, 0)
+    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover - Windows
+    return os.read(fd, n)  # pragma: no cover - Windows
+
+
 def check_header(fd: int, path: Path) -> int:
     """Check the file's first 100 bytes (read through `fd`); returns its size.
 
@@ -180,7 +205,7 @@ def check_header(fd: int, path: Path) -> int:
     """
     try:
         size = os.fstat(fd).st_size
-        head = os.pread(fd, 100, 0) if size else b""
+        head = _pread(fd, 100) if size else b""
     except OSError as exc:
         raise StoreError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     if size == 0:
@@ -323,6 +348,14 @@ def read_with(path: Path, fn: Callable[[sqlite3.Connection | None], T]) -> T:
     """
     st = _stat(path)
     real = os.path.realpath(path)
+    if st.st_nlink > 1 and not os.path.lexists(real + "-wal") and writer_active(path):
+        # SQLite keeps the WAL next to the name a file is opened by: this name would read a
+        # stale file, and make a second WAL next to it.
+        raise StoreError(
+            f"{str(path)!r} is being written through another of its names (it has "
+            f"{st.st_nlink} hard links, and the writer's journal is not next to this one); "
+            "read it through the name the writer uses"
+        )
     for _ in range(3):
         if os.path.lexists(real + "-wal"):
             return _read_once(path, real, False, fn)  # a writer is (or was) running: its WAL

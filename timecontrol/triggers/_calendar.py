@@ -20,7 +20,7 @@ from typing import Any, Literal
 from timecontrol.triggers._days import DayTable
 from timecontrol.triggers._english import WEEKDAYS_MON0, hms, join, weekday_phrase
 from timecontrol.triggers._errors import CalendarError
-from timecontrol.triggers._time import get_field, spec_error
+from timecontrol.triggers._time import get_field, shown, spec_error
 from timecontrol.triggers._wallclock import Ambiguous, Nonexistent, WallClockTrigger
 
 __all__ = ["DailyTrigger", "MonthlyTrigger", "WeeklyTrigger", "daily", "monthly", "weekly"]
@@ -37,11 +37,13 @@ def _one_time(value: object) -> int:
     if isinstance(value, time):
         if value.tzinfo is not None:
             raise CalendarError(
-                f"at={value!r} carries a tzinfo; give a plain time of day and pass the zone "
+                f"at={shown(value)} carries a tzinfo; give a plain time of day and pass the zone "
                 f"as tz=..."
             )
         if value.microsecond:
-            raise CalendarError(f"at={value!r} has microseconds; times of day are whole seconds")
+            raise CalendarError(
+                f"at={shown(value)} has microseconds; times of day are whole seconds"
+            )
         return value.hour * 3600 + value.minute * 60 + value.second
     if isinstance(value, str):
         m = _TIME_RE.match(value.strip())
@@ -50,7 +52,7 @@ def _one_time(value: object) -> int:
             if h < 24 and mi < 60 and s < 60:
                 return h * 3600 + mi * 60 + s
     raise CalendarError(
-        f"at={value!r} is not a time of day; accepted: 'HH:MM' or 'HH:MM:SS' (00:00 to "
+        f"at={shown(value)} is not a time of day; accepted: 'HH:MM' or 'HH:MM:SS' (00:00 to "
         f"23:59:59) or a datetime.time, or a list of those"
     )
 
@@ -58,10 +60,10 @@ def _one_time(value: object) -> int:
 def _times(at: object) -> tuple[int, ...]:
     items = [at] if isinstance(at, (str, time)) else at
     if not isinstance(items, Iterable):
-        raise CalendarError(f"at={at!r} is not a time of day or a list of times of day")
+        raise CalendarError(f"at={shown(at)} is not a time of day or a list of times of day")
     out = sorted({_one_time(v) for v in items})
     if not out:
-        raise CalendarError(f"at={at!r} is empty; give at least one time of day")
+        raise CalendarError(f"at={shown(at)} is empty; give at least one time of day")
     return tuple(out)
 
 
@@ -73,7 +75,7 @@ def _weekday(value: object) -> int:
         return value - 1
     hint = " (0 is ambiguous: Sunday in crontab, Monday in Python)" if value == 0 else ""
     raise CalendarError(
-        f"weekday {value!r} is not accepted{hint}; use a name such as 'mon' or 'Monday', or "
+        f"weekday {shown(value)} is not accepted{hint}; use a name such as 'mon' or 'Monday', or "
         f"an ISO number 1 (Monday) to 7 (Sunday)"
     )
 
@@ -127,6 +129,7 @@ class DailyTrigger(_CalendarTrigger):
     """Every day at one or more local times: ``DailyTrigger("09:00", tz="Europe/Berlin")``."""
 
     json_type = "daily"
+    json_keys = frozenset({"type", "at", "tz", "nonexistent", "ambiguous"})
 
     def __init__(
         self,
@@ -157,6 +160,7 @@ class WeeklyTrigger(_CalendarTrigger):
     """On given weekdays at given local times: ``WeeklyTrigger(["mon", "thu"], "09:00")``."""
 
     json_type = "weekly"
+    json_keys = frozenset({"type", "days", "at", "tz", "nonexistent", "ambiguous"})
 
     def __init__(
         self,
@@ -170,10 +174,10 @@ class WeeklyTrigger(_CalendarTrigger):
         super().__init__(tz, nonexistent=nonexistent, ambiguous=ambiguous)
         items = [days] if isinstance(days, (str, int)) else days
         if not isinstance(items, Iterable):
-            raise CalendarError(f"days={days!r} is not a weekday or a list of weekdays")
+            raise CalendarError(f"days={shown(days)} is not a weekday or a list of weekdays")
         weekdays = frozenset(_weekday(v) for v in items)
         if not weekdays:
-            raise CalendarError(f"days={days!r} is empty; give at least one weekday")
+            raise CalendarError(f"days={shown(days)} is empty; give at least one weekday")
         self._weekdays = weekdays
         self._times = _times(at)
 
@@ -208,6 +212,7 @@ class MonthlyTrigger(_CalendarTrigger):
     """
 
     json_type = "monthly"
+    json_keys = frozenset({"type", "days", "missing_day", "at", "tz", "nonexistent", "ambiguous"})
 
     def __init__(
         self,
@@ -222,12 +227,12 @@ class MonthlyTrigger(_CalendarTrigger):
         super().__init__(tz, nonexistent=nonexistent, ambiguous=ambiguous)
         if missing_day not in ("skip", "last"):
             raise CalendarError(
-                f"missing_day={missing_day!r} is not a policy; accepted: 'skip' (skip months "
+                f"missing_day={shown(missing_day)} is not a policy; accepted: 'skip' (skip months "
                 f"that lack the day) or 'last' (run on the month's last day instead)"
             )
         items = [day] if isinstance(day, (str, int)) else day
         if not isinstance(items, Iterable):
-            raise CalendarError(f"day={day!r} is not a day of the month or a list of them")
+            raise CalendarError(f"day={shown(day)} is not a day of the month or a list of them")
         numbers: set[int] = set()
         last = False
         for v in items:
@@ -237,10 +242,10 @@ class MonthlyTrigger(_CalendarTrigger):
                 numbers.add(v)
             else:
                 raise CalendarError(
-                    f"day {v!r} is not a day of the month; accepted: 1 to 31 or 'last'"
+                    f"day {shown(v)} is not a day of the month; accepted: 1 to 31 or 'last'"
                 )
         if not numbers and not last:
-            raise CalendarError(f"day={day!r} is empty; give at least one day of the month")
+            raise CalendarError(f"day={shown(day)} is empty; give at least one day of the month")
         self._numbers = frozenset(numbers)
         self._last = last
         self._missing: MissingDay = missing_day

@@ -11,10 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from timecontrol.triggers._errors import TriggerError
-from timecontrol.triggers._protocol import TriggerBase, trigger_from_json
-from timecontrol.triggers._time import ONE_US, get_field, require_aware, spec_error
+from timecontrol.triggers._protocol import TriggerBase, nesting_of, revive
+from timecontrol.triggers._time import ONE_US, get_field, require_aware, shown, spec_error
 
-__all__ = ["IntersectionTrigger", "UnionTrigger", "intersection", "union"]
+__all__ = ["MAX_SEARCH_LIMIT", "IntersectionTrigger", "UnionTrigger", "intersection", "union"]
+
+MAX_SEARCH_LIMIT = 1_000_000
+"""The largest `search_limit` of an intersection: each step asks every child for a fire time,
+so a million steps already take seconds; more would look like a hang."""
 
 
 def _children(triggers: tuple[TriggerBase, ...], what: str) -> tuple[TriggerBase, ...]:
@@ -22,7 +26,7 @@ def _children(triggers: tuple[TriggerBase, ...], what: str) -> tuple[TriggerBase
         raise TriggerError(f"{what} needs at least two triggers, got {len(triggers)}")
     for t in triggers:
         if not isinstance(t, TriggerBase):
-            raise TriggerError(f"{what}: {t!r} is not a trigger")
+            raise TriggerError(f"{what}: {shown(t)} is not a trigger")
     return triggers
 
 
@@ -30,19 +34,21 @@ def _json_children(d: dict[str, Any], kind: str) -> list[TriggerBase]:
     raw = get_field(d, "triggers", kind)
     if not isinstance(raw, list):
         spec_error(kind, "triggers", raw, "a list of trigger specs")
-    return [trigger_from_json(x) for x in raw]
+    return [revive(x) for x in raw]
 
 
 class UnionTrigger(TriggerBase):
     """Fire whenever any child fires; shared instants fire once. Also spelled ``a | b``."""
 
     json_type = "union"
+    json_keys = frozenset({"type", "triggers"})
 
     def __init__(self, *triggers: TriggerBase) -> None:
         flat: list[TriggerBase] = []
         for t in _children(triggers, "union"):
             # (a | b) | c is one union of three: flatter JSON, fewer calls.
             flat.extend(t.children if isinstance(t, UnionTrigger) else (t,))
+        self._nesting = nesting_of(tuple(flat), "union")
         self._children = tuple(flat)
 
     @property
@@ -88,13 +94,22 @@ class IntersectionTrigger(TriggerBase):
     """
 
     json_type = "intersection"
+    json_keys = frozenset({"type", "triggers", "search_limit"})
 
     def __init__(self, *triggers: TriggerBase, search_limit: int = 10_000) -> None:
         flat: list[TriggerBase] = []
         for t in _children(triggers, "intersection"):
             flat.extend(t.children if isinstance(t, IntersectionTrigger) else (t,))
-        if isinstance(search_limit, bool) or not isinstance(search_limit, int) or search_limit < 1:
-            raise TriggerError(f"search_limit={search_limit!r} is not a whole number ≥ 1")
+        if (
+            isinstance(search_limit, bool)
+            or not isinstance(search_limit, int)
+            or not 1 <= search_limit <= MAX_SEARCH_LIMIT
+        ):
+            raise TriggerError(
+                f"search_limit={shown(search_limit)} is not accepted; pass a whole number "
+                f"from 1 to {MAX_SEARCH_LIMIT:,}"
+            )
+        self._nesting = nesting_of(tuple(flat), "intersection")
         self._children = tuple(flat)
         self._limit = search_limit
 

@@ -21,9 +21,12 @@ Day-of-month and day-of-week combine as in Vixie/Debian cron: if either field st
 ``*`` (or is ``?``) both must match, otherwise either may match. Anything croniter does not
 define is an error, as are three croniter extensions we refuse on purpose: ``H``/``R`` hashed
 and random values (``R`` would make a persisted schedule change on reload) and 7-field (year)
-expressions. Two croniter quirks are corrected before parsing: an equal range such as ``5-5``
-or ``MON-MON`` means that one value (croniter widens it to the whole field), and a weekday
-range starting at 7 (``7-2``) is refused because croniter reads ``7-0`` as the whole week.
+expressions. Three croniter quirks are corrected before parsing: an equal range such as
+``5-5`` or ``MON-MON`` means that one value (croniter widens it to the whole field); a range
+must run low-high, as crontab(5) defines it (croniter reads ``10-5`` as wrapping round,
+``10-59,0-5``, a reading no cron daemon shares: a typo would silently run most of the hour);
+and a weekday range starting at 7 (``7-2``) is refused because croniter reads ``7-0`` as the
+whole week.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from timecontrol.triggers._english import (
     weekday_phrase,
 )
 from timecontrol.triggers._errors import CronSyntaxError
-from timecontrol.triggers._time import get_str
+from timecontrol.triggers._time import get_str, shown
 from timecontrol.triggers._wallclock import Ambiguous, Nonexistent, WallClockTrigger
 
 __all__ = ["CronTrigger", "cron"]
@@ -70,6 +73,15 @@ _MONTH_NAMES = {name[:3].lower(): i for i, name in enumerate(MONTHS) if name}
 _DOW_NAMES = {name[:3].lower(): i for i, name in enumerate(WEEKDAYS_SUN0)}
 
 _NAMES6 = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
+# The values each field allows, lowest and highest (day-of-week: 7 is Sunday again).
+_BOUNDS = {
+    "second": (0, 59),
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day-of-month": (1, 31),
+    "month": (1, 12),
+    "day-of-week": (0, 7),
+}
 _ACCEPTED6 = (
     "0-59",
     "0-59",
@@ -88,7 +100,8 @@ _SYNTAX = (
 def _value(token: str, kind: str) -> int | None:
     t = token.lower()
     if t.isdigit():
-        return int(t)
+        # Long digit strings are left to croniter's range check: int() refuses 4301 digits.
+        return int(t) if len(t) <= 9 else None
     if kind == "month":
         return _MONTH_NAMES.get(t)
     if kind == "day-of-week":
@@ -97,15 +110,16 @@ def _value(token: str, kind: str) -> int | None:
 
 
 def _canonical_field(field: str, kind: str, expr: str) -> str:
-    """Correct croniter's equal-range quirk and refuse its hash/random extension, per term."""
+    """Correct croniter's equal-range quirk and refuse what crontab(5) does not define, per
+    term: hash/random values and ranges that run backwards."""
     terms = []
     for raw in field.split(","):
         term = raw
         if _HASH_RE.match(term):
             raise CronSyntaxError(
-                f"cron expression {expr!r}: {kind} field {field!r} uses {term!r}, croniter's "
-                f"hashed/random syntax, which is not accepted (a random value would change "
-                f"when a persisted schedule is reloaded); accepted: {_SYNTAX}"
+                f"cron expression {shown(expr)}: {kind} field {shown(field)} uses {shown(term)}, "
+                f"croniter's hashed/random syntax, which is not accepted (a random value would "
+                f"change when a persisted schedule is reloaded); accepted: {_SYNTAX}"
             )
         m = _RANGE_RE.match(term)
         if m:
@@ -114,11 +128,38 @@ def _canonical_field(field: str, kind: str, expr: str) -> str:
                 term = m.group(1)
             elif kind == "day-of-week" and a == 7:
                 raise CronSyntaxError(
-                    f"cron expression {expr!r}: day-of-week range {term!r} starts at 7 "
+                    f"cron expression {shown(expr)}: day-of-week range {shown(term)} starts at 7 "
                     f"(Sunday); start it at 0 or SUN instead, e.g. 'SUN-TUE'"
                 )
+            elif a is not None and b is not None and a > b:
+                raise CronSyntaxError(_backwards(expr, kind, field, term, a, b, m.group(3)))
         terms.append(term)
     return ",".join(terms)
+
+
+def _backwards(
+    expr: str, kind: str, field: str, term: str, a: int, b: int, step: str | None
+) -> str:
+    """The message for a range that runs backwards, suggesting what was probably meant."""
+    where = f"{kind} field {shown(field)}"
+    if term != field:
+        where += f" has the range {shown(term)}, which"
+    text = (
+        f"cron expression {shown(expr)}: {where} runs backwards ({a} > {b}); ranges must go "
+        f"low-high, as in crontab(5)"
+    )
+    if step is not None:
+        return text
+    lo, hi = _BOUNDS[kind]
+    if kind == "day-of-week":
+        if b == 0:  # "FRI-SUN": Sunday is 7 as well as 0
+            return f"{text}; to end at Sunday write 7: '{a}-7'"
+        hi = 6
+    if lo <= b and a <= hi:
+        upper = str(a) if a == hi else f"{a}-{hi}"
+        lower = str(lo) if b == lo else f"{lo}-{b}"
+        text += f"; to wrap round, list both parts: '{upper},{lower}'"
+    return text
 
 
 def _expand(fields: list[str]) -> tuple[list[list[Any]], dict[Any, set[Any]]]:
@@ -173,11 +214,11 @@ def _expand_checked(
                 _expand(probe)
             except (ValueError, TypeError, KeyError):
                 raise CronSyntaxError(
-                    f"cron expression {expr!r}: {names[i]} field {field!r} is not valid "
+                    f"cron expression {shown(expr)}: {names[i]} field {shown(field)} is not valid "
                     f"({exc}); accepted in that field: {accepted[i]}"
                 ) from exc
         raise CronSyntaxError(
-            f"cron expression {expr!r} is not valid ({exc}); expected {_SYNTAX}"
+            f"cron expression {shown(expr)} is not valid ({exc}); expected {_SYNTAX}"
         ) from exc
 
 
@@ -186,19 +227,21 @@ class _Spec:
 
     def __init__(self, expr: str) -> None:
         if not isinstance(expr, str):
-            raise CronSyntaxError(f"cron expression {expr!r} is not a string; expected {_SYNTAX}")
+            raise CronSyntaxError(
+                f"cron expression {shown(expr)} is not a string; expected {_SYNTAX}"
+            )
         text = expr.strip()
         if text.startswith("@"):
             alias = _ALIASES.get(text.lower())
             if alias is None:
                 raise CronSyntaxError(
-                    f"cron alias {expr!r} is not known; accepted: {', '.join(_ALIASES)}"
+                    f"cron alias {shown(expr)} is not known; accepted: {', '.join(_ALIASES)}"
                 )
             text = alias
         fields = _FIELDS_RE.findall(text)
         if len(fields) not in (5, 6):
             raise CronSyntaxError(
-                f"cron expression {expr!r} has {len(fields)} fields; expected 5 "
+                f"cron expression {shown(expr)} has {len(fields)} fields; expected 5 "
                 f"(minute hour day-of-month month day-of-week) or 6 (second minute hour "
                 f"day-of-month month day-of-week)"
             )
@@ -263,6 +306,7 @@ class CronTrigger(WallClockTrigger):
     """
 
     json_type = "cron"
+    json_keys = frozenset({"type", "expr", "tz", "nonexistent", "ambiguous"})
 
     def __init__(
         self,
@@ -279,7 +323,7 @@ class CronTrigger(WallClockTrigger):
         self._days = DayTable(spec.day_rule)
         if not self._days.ever_matches(lambda m: m in spec.months):
             raise CronSyntaxError(
-                f"cron expression {expr!r} never fires: no month it allows has a day that "
+                f"cron expression {shown(expr)} never fires: no month it allows has a day that "
                 f"matches its day-of-month and day-of-week fields"
             )
         self._sec = _next_table(spec.seconds, 61)

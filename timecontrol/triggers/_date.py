@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from timecontrol._exceptions import NaiveDatetimeError
-from timecontrol.triggers._errors import TriggerError
+from timecontrol.triggers._errors import NaiveDatetimeError, TriggerError
 from timecontrol.triggers._time import (
+    LAST_INSTANT,
     dt_to_json,
     get_field,
-    require_aware,
+    require_instant,
+    search_from,
+    shown,
     spec_error,
     utc_naive,
     zone_of,
@@ -36,7 +38,7 @@ def _parse(at: object) -> datetime:
         except ValueError:
             pass
     raise TriggerError(
-        f"at={at!r} is not a date-time; pass a datetime or an ISO 8601 string such as "
+        f"at={shown(at)} is not a date-time; pass a datetime or an ISO 8601 string such as "
         f"'2025-03-30T09:00' (with tz=...) or '2025-03-30T09:00+02:00'"
     )
 
@@ -45,6 +47,7 @@ class DateTrigger(WallClockTrigger):
     """Fire once: at an aware instant, or at a naive local time in zone `tz`."""
 
     json_type = "date"
+    json_keys = frozenset({"type", "at", "tz", "nonexistent", "ambiguous"})
 
     def __init__(
         self,
@@ -57,11 +60,11 @@ class DateTrigger(WallClockTrigger):
         when = _parse(at)
         self._absolute: datetime | None
         if when.tzinfo is not None:
-            require_aware(when, "at")
+            require_instant(when, "at")
             if tz is not None:
                 raise TriggerError(
-                    f"at={at!r} already carries a UTC offset, so tz={tz!r} would be ignored; "
-                    f"pass either an aware datetime, or a naive local time plus tz"
+                    f"at={shown(at)} already carries a UTC offset, so tz={shown(tz)} would be "
+                    f"ignored; pass either an aware datetime, or a naive local time plus tz"
                 )
             spec, _ = zone_of(when)
             super().__init__(spec, nonexistent=nonexistent, ambiguous=ambiguous)
@@ -70,14 +73,16 @@ class DateTrigger(WallClockTrigger):
         else:
             if tz is None:
                 raise NaiveDatetimeError(
-                    f"at={at!r} is a naive date-time and no tz was given; pass tz='Area/City' "
-                    f"to mean local wall-clock time there, or an aware datetime"
+                    f"at={shown(at)} is a naive date-time and no tz was given; pass "
+                    f"tz='Area/City' to mean local wall-clock time there, or an aware datetime"
                 )
             super().__init__(tz, nonexistent=nonexistent, ambiguous=ambiguous)
             self._absolute = None
             self._at = when.replace(microsecond=0, fold=0)
             if when.microsecond:
-                raise TriggerError(f"at={at!r} has microseconds; local times are whole seconds")
+                raise TriggerError(
+                    f"at={shown(at)} has microseconds; local times are whole seconds"
+                )
 
     def _next_local(self, t: datetime) -> datetime | None:
         return self._at if self._at > t else None
@@ -86,10 +91,10 @@ class DateTrigger(WallClockTrigger):
         """The fire time if it lies strictly after `after`, else None."""
         if self._absolute is None:
             return super().next(after)
-        require_aware(after, "after")
-        if self._absolute > utc_naive(after):
-            return self._rules.localize(self._absolute)
-        return None
+        u = search_from(after)
+        if u is None or not u < self._absolute <= LAST_INSTANT:
+            return None
+        return self._rules.localize(self._absolute)
 
     def to_json(self) -> dict[str, Any]:
         """Absolute: `{"type": "date", "at": "...+01:00"}`; local: adds tz and DST policy."""

@@ -1,12 +1,15 @@
 """Errors raised by triggers.
 
-Every class derives from `TimeControlError` (and from `ValueError`, because every one of them is
-a bad value handed to us). Messages name the offending value and say what would be accepted.
-A naive datetime raises the project-wide `NaiveDatetimeError` instead of anything from here.
+Every class derives from `TriggerError`, hence from `TimeControlError` (and from `ValueError`,
+because every one of them is a bad value handed to us): a public trigger call given bad input
+raises nothing else. Messages name the offending value and say what would be accepted.
+A naive datetime raises this package's `NaiveDatetimeError`, which is also the project-wide
+`timecontrol.errors.NaiveDatetimeError`, so either name catches it.
 """
 
 from __future__ import annotations
 
+from timecontrol._exceptions import NaiveDatetimeError as _ProjectNaiveDatetimeError
 from timecontrol._exceptions import TimeControlError
 
 __all__ = [
@@ -14,6 +17,7 @@ __all__ = [
     "CronSyntaxError",
     "IntervalError",
     "JitterError",
+    "NaiveDatetimeError",
     "TimePointError",
     "TriggerError",
     "TriggerSpecError",
@@ -24,6 +28,10 @@ __all__ = [
 
 class TriggerError(TimeControlError, ValueError):
     """Base class of every trigger error: a trigger was built or called with a bad value."""
+
+
+class NaiveDatetimeError(TriggerError, _ProjectNaiveDatetimeError):
+    """A naive datetime given to a trigger where an aware one (with a tzinfo) is required."""
 
 
 class CronSyntaxError(TriggerError):
@@ -55,4 +63,5 @@ class JitterError(TriggerError):
 
 
 class TriggerSpecError(TriggerError):
-    """A JSON trigger specification that cannot be turned back into a trigger."""
+    """A JSON trigger specification that cannot be turned back into a trigger: a wrong type, an
+    unknown key, or nesting deeper than `MAX_NESTING` levels."""

@@ -6,8 +6,9 @@ the clocks change (it reads 01:00, 03:00 CEST on a spring-forward night, and 02:
 across a change. For "every day at 09:00 local time" use `daily`.
 
 Fire times are ``anchor + k × every`` for k = 0, 1, 2, ... computed in integer microseconds
-(no float drift, however many periods have passed). The anchor is the first fire time; if it
-is omitted, the first `next(after)` call binds it to ``after + every``.
+(no float drift, however many periods have passed). The anchor is the first fire time (it may
+also be given as ``start=``: the grid the interval fires on starts there); if it is omitted,
+the first `next(after)` call binds it to ``after + every``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from typing import Any
 from timecontrol.triggers._errors import IntervalError
 from timecontrol.triggers._protocol import TriggerBase
 from timecontrol.triggers._time import (
+    LAST_INSTANT,
     ONE_US,
     dt_to_json,
     duration_us,
     format_duration,
     get_field,
     get_opt_dt,
-    require_aware,
+    origin_from,
+    require_instant,
     resolve_zone,
+    search_from,
+    shown,
     spec_error,
     us_from_json,
     us_to_json,
@@ -40,19 +45,29 @@ __all__ = ["IntervalTrigger", "interval"]
 class IntervalTrigger(TriggerBase):
     """Fire every `every` (seconds or a `timedelta`) of absolute time, from `anchor`.
 
-    `tz` only chooses how fire times are displayed (their local time and offset); it defaults
-    to the anchor's zone.
+    `start` is another name for `anchor` (give one of them): the first fire time, and the
+    origin of the grid ``start + k × every`` the interval fires on. `tz` only chooses how fire
+    times are displayed (their local time and offset); it defaults to the anchor's zone.
     """
 
     json_type = "interval"
+    json_keys = frozenset({"type", "every", "anchor", "tz"})
 
     def __init__(
         self,
         every: float | timedelta,
         *,
         anchor: datetime | None = None,
+        start: datetime | None = None,
         tz: object = None,
     ) -> None:
+        if start is not None:
+            if anchor is not None:
+                raise IntervalError(
+                    f"anchor={shown(anchor)} and start={shown(start)} were both given; they "
+                    f"name the same instant (the first fire time), so pass only one"
+                )
+            anchor = start
         self._every_us = duration_us(every, "every", IntervalError)
         self._every = timedelta(microseconds=self._every_us)
         self._anchor: datetime | None = None
@@ -62,7 +77,7 @@ class IntervalTrigger(TriggerBase):
         if tz is not None:
             self._set_zone(*resolve_zone(tz))
         if anchor is not None:
-            self._bind(require_aware(anchor, "anchor"))
+            self._bind(require_instant(anchor, "start" if start is not None else "anchor"))
 
     def _set_zone(self, spec: str, zone: Any) -> None:
         self._tz_spec = spec
@@ -91,24 +106,31 @@ class IntervalTrigger(TriggerBase):
 
     def next(self, after: datetime) -> datetime | None:
         """The first ``anchor + k × every`` strictly after `after`."""
-        require_aware(after, "after")
-        u = utc_naive(after)
+        u = search_from(after)
+        if u is None:
+            return None
         if self._anchor_u is None:
+            if LAST_INSTANT - u < self._every:
+                return None  # no grid point fits before the range's end: nothing to bind
             # Bind in UTC: `after + every` on a ZoneInfo-aware `after` would be wall-clock
             # arithmetic and land an hour off across a DST change.
             if self._rules is None:
-                self._set_zone(*zone_of(after))
+                self._set_zone(*zone_of(origin_from(after, u)))
             assert self._rules is not None
             self._bind(self._rules.localize(u + self._every))
         a = self._anchor_u
         rules = self._rules
         assert a is not None
         assert rules is not None
-        k = 0 if u < a else ((u - a) // ONE_US) // self._every_us + 1
-        try:
-            return rules.localize(a + timedelta(microseconds=k * self._every_us))
-        except OverflowError:
-            return None
+        if u < a:
+            t = a
+        else:
+            # Whole microseconds throughout: exact however many periods have passed.
+            k = ((u - a) // ONE_US) // self._every_us + 1
+            if LAST_INSTANT - a < k * self._every:
+                return None
+            t = a + k * self._every
+        return None if t > LAST_INSTANT else rules.localize(t)
 
     def to_json(self) -> dict[str, Any]:
         """`{"type": "interval", "every": seconds, "anchor": iso|None, "tz": name|None}`."""
@@ -122,6 +144,8 @@ class IntervalTrigger(TriggerBase):
     @classmethod
     def _from_json(cls, d: dict[str, Any]) -> IntervalTrigger:
         every = us_from_json(get_field(d, "every", "interval"), "every", "interval")
+        if every <= 0:
+            spec_error("interval", "every", d["every"], "a positive number of seconds")
         tz = d.get("tz")
         if tz is not None and not isinstance(tz, str):
             spec_error("interval", "tz", tz, "a time zone name or null")
@@ -149,20 +173,27 @@ def interval(
     days: float = 0,
     weeks: float = 0,
     anchor: datetime | None = None,
+    start: datetime | None = None,
     tz: object = None,
 ) -> IntervalTrigger:
-    """Every so much absolute time: ``interval(minutes=15, anchor=start)``."""
+    """Every so much absolute time: ``interval(minutes=15, start=t0)`` fires at t0, t0 + 15
+    min, ... (`start` and `anchor` are two names for that first fire time)."""
     parts = {"seconds": seconds, "minutes": minutes, "hours": hours, "days": days, "weeks": weeks}
     for name, value in parts.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise IntervalError(f"{name}={value!r} is not a number")
+            raise IntervalError(f"{name}={shown(value)} is not a number")
     try:
         every = timedelta(**parts)
     except (OverflowError, ValueError) as exc:
-        raise IntervalError(f"interval {parts!r} is out of range: {exc}") from exc
+        raise IntervalError(
+            f"interval {shown(parts)} is out of range ({exc}); {_MAX_TEXT}"
+        ) from exc
     if every <= timedelta(0):
         given = {k: v for k, v in parts.items() if v} or {"seconds": 0}
         raise IntervalError(
-            f"interval {given!r} is not positive; it must be at least 1 µs (e.g. minutes=15)"
+            f"interval {shown(given)} is not positive; it must be at least 1 µs (e.g. minutes=15)"
         )
-    return IntervalTrigger(every, anchor=anchor, tz=tz)
+    return IntervalTrigger(every, anchor=anchor, start=start, tz=tz)
+
+
+_MAX_TEXT = "give finite numbers adding up to between 1 µs and 50 years"

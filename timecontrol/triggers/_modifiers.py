@@ -11,60 +11,70 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from timecontrol.triggers._errors import JitterError, WindowError
-from timecontrol.triggers._protocol import TriggerBase, trigger_from_json
+from timecontrol.triggers._protocol import TriggerBase, nesting_of, revive
 from timecontrol.triggers._time import (
+    LAST_INSTANT,
     ONE_US,
     dt_to_json,
     duration_us,
-    fixed_zone,
     format_duration,
     get_field,
     get_int,
     get_opt_dt,
-    require_aware,
+    in_range,
+    origin_from,
+    require_instant,
+    search_from,
+    shown,
     spec_error,
     us_from_json,
     us_to_json,
     utc_naive,
 )
 
-__all__ = ["JitterTrigger", "LimitTrigger", "WindowTrigger"]
+__all__ = ["MAX_EXECUTIONS", "JitterTrigger", "LimitTrigger", "WindowTrigger"]
+
+MAX_EXECUTIONS = 10**12
+"""The largest `max_executions` accepted (more is "unlimited": do not wrap the trigger)."""
 
 
 def _inner(d: dict[str, Any], kind: str) -> TriggerBase:
     raw = get_field(d, "trigger", kind)
     if not isinstance(raw, dict):
         spec_error(kind, "trigger", raw, "a trigger spec object")
-    return trigger_from_json(raw)
+    return revive(raw)
 
 
-def _check_trigger(trigger: object, kind: str) -> TriggerBase:
+def _check_trigger(trigger: object, kind: str) -> tuple[TriggerBase, int]:
+    """The wrapped trigger and the wrapper's nesting level."""
     if not isinstance(trigger, TriggerBase):
-        raise WindowError(f"{kind}: {trigger!r} is not a trigger")
-    return trigger
+        raise WindowError(f"{kind}: {shown(trigger)} is not a trigger")
+    return trigger, nesting_of((trigger,), kind)
 
 
 class WindowTrigger(TriggerBase):
     """Only the fire times `t` of `trigger` with ``start <= t <= end`` (both inclusive)."""
 
     json_type = "window"
+    json_keys = frozenset({"type", "trigger", "start", "end"})
 
     def __init__(
         self, trigger: TriggerBase, *, start: datetime | None = None, end: datetime | None = None
     ) -> None:
-        self._trigger = _check_trigger(trigger, "window")
+        self._trigger, self._nesting = _check_trigger(trigger, "window")
         if start is None and end is None:
             raise WindowError("window() needs a start, an end, or both")
-        self._start = None if start is None else require_aware(start, "start")
-        self._end = None if end is None else require_aware(end, "end")
+        self._start = None if start is None else require_instant(start, "start")
+        self._end = None if end is None else require_instant(end, "end")
         if self._start is not None and self._end is not None and self._end < self._start:
             raise WindowError(
                 f"end={self._end.isoformat()} is before start={self._start.isoformat()}; a "
                 f"window must end at or after its start"
             )
-        # Bounds as UTC-aware values: arithmetic on a ZoneInfo-aware value is wall-clock
-        # arithmetic, which is wrong by an hour across a DST change.
-        self._before_start = None if self._start is None else self._start.astimezone(UTC) - ONE_US
+        # Bounds as naive UTC: arithmetic on a ZoneInfo-aware value is wall-clock arithmetic,
+        # which is wrong by an hour across a DST change.
+        self._start_u = None if self._start is None else utc_naive(self._start)
+        self._end_u = None if self._end is None else utc_naive(self._end)
 
     @property
     def trigger(self) -> TriggerBase:
@@ -78,14 +88,18 @@ class WindowTrigger(TriggerBase):
 
     def next(self, after: datetime) -> datetime | None:
         """The wrapped trigger's next fire time, if it lies inside the window."""
-        require_aware(after, "after")
+        u = search_from(after)
+        if u is None:
+            return None
         if not self._trigger.is_bound:
             self._trigger.next(after)  # an implicit origin binds to the caller's `after`
         query = after
-        if self._before_start is not None and after < self._before_start:
-            query = self._before_start
+        if self._start_u is not None and u < self._start_u:
+            # Just before the start, so that a fire time at the start itself is found
+            # (start_u > u >= the range's floor: the subtraction stays in datetime's range).
+            query = (self._start_u - ONE_US).replace(tzinfo=UTC)
         t = self._trigger.next(query)
-        if t is None or (self._end is not None and t > self._end):
+        if t is None or (self._end_u is not None and utc_naive(t) > self._end_u):
             return None
         return t
 
@@ -127,22 +141,23 @@ class LimitTrigger(TriggerBase):
     """
 
     json_type = "limit"
+    json_keys = frozenset({"type", "trigger", "max_executions", "origin"})
 
     def __init__(
         self, trigger: TriggerBase, max_executions: int, *, origin: datetime | None = None
     ) -> None:
-        self._trigger = _check_trigger(trigger, "limit")
+        self._trigger, self._nesting = _check_trigger(trigger, "limit")
         if (
             isinstance(max_executions, bool)
             or not isinstance(max_executions, int)
-            or max_executions < 1
+            or not 1 <= max_executions <= MAX_EXECUTIONS
         ):
             raise WindowError(
-                f"max_executions={max_executions!r} is not a whole number ≥ 1 (to never fire, "
-                f"do not schedule the job)"
+                f"max_executions={shown(max_executions)} is not accepted; pass a whole number "
+                f"from 1 to {MAX_EXECUTIONS:,} (to never fire, do not schedule the job)"
             )
         self._max = max_executions
-        self._origin = None if origin is None else require_aware(origin, "origin")
+        self._origin = None if origin is None else require_instant(origin, "origin")
         self._cursor: tuple[datetime, int, datetime | None] | None = None
 
     @property
@@ -167,9 +182,11 @@ class LimitTrigger(TriggerBase):
 
     def next(self, after: datetime) -> datetime | None:
         """The wrapped trigger's next fire time if it is one of the first `max_executions`."""
-        require_aware(after, "after")
+        u = search_from(after)
+        if u is None:
+            return None
         if self._origin is None:
-            self._origin = after
+            self._origin = origin_from(after, u)
         cursor = self._cursor
         if cursor is None or after < cursor[0]:
             # (t, k, peek): t is the k-th fire time after the origin (t = origin for k = 0),
@@ -231,6 +248,7 @@ class JitterTrigger(TriggerBase):
     """
 
     json_type = "jitter"
+    json_keys = frozenset({"type", "trigger", "max_seconds", "seed", "symmetric"})
 
     def __init__(
         self,
@@ -240,12 +258,12 @@ class JitterTrigger(TriggerBase):
         seed: int = 0,
         symmetric: bool = False,
     ) -> None:
-        self._trigger = _check_trigger(trigger, "jitter")
+        self._trigger, self._nesting = _check_trigger(trigger, "jitter")
         self._max_us = duration_us(max_seconds, "max_seconds", JitterError, allow_zero=True)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise JitterError(f"seed={seed!r} is not an integer in 0 ≤ seed < 2**63")
+            raise JitterError(f"seed={shown(seed)} is not an integer in 0 ≤ seed < 2**63")
         if not isinstance(symmetric, bool):
-            raise JitterError(f"symmetric={symmetric!r} is not True or False")
+            raise JitterError(f"symmetric={shown(symmetric)} is not True or False")
         self._seed = seed
         self._symmetric = symmetric
         self._reach = timedelta(microseconds=self._max_us)
@@ -262,7 +280,10 @@ class JitterTrigger(TriggerBase):
 
     def shift(self, base: datetime) -> timedelta:
         """The jitter applied to the undisturbed fire time `base`."""
-        key = (utc_naive(base) - _EPOCH) // ONE_US
+        return self._shift(utc_naive(require_instant(base, "base")))
+
+    def _shift(self, bu: datetime) -> timedelta:
+        key = (bu - _EPOCH) // ONE_US
         frac = _mix64(self._seed ^ (key & _MASK64)) / 2.0**64
         if self._symmetric:
             return timedelta(microseconds=int((2 * frac - 1) * self._max_us))
@@ -270,30 +291,31 @@ class JitterTrigger(TriggerBase):
 
     def next(self, after: datetime) -> datetime | None:
         """The first jittered fire time strictly after `after`."""
-        require_aware(after, "after")
-        u = utc_naive(after)
+        u = search_from(after)
+        if u is None:
+            return None
         if not self._trigger.is_bound:
             self._trigger.next(after)  # an implicit origin binds to the caller's `after`
         reach = self._reach
-        # A base up to `reach` before `after` may still be jittered past it.
-        base = self._trigger.next(after.astimezone(UTC) - reach)
+        # A base up to `reach` before `after` may still be jittered past it. Instants are
+        # compared through timedeltas below, which cannot leave datetime's range.
+        first = u - reach if reach < u - datetime.min else datetime.min
+        base = self._trigger.next(first.replace(tzinfo=UTC))
+        lead = reach if self._symmetric else timedelta(0)  # how far a shift moves earlier
         best_u: datetime | None = None
         best_off = timedelta(0)
         while base is not None:
             bu = utc_naive(base)
-            lowest = bu - reach if self._symmetric else bu
-            if best_u is not None and lowest >= best_u:
-                break
-            ju = bu + self.shift(base)
-            if ju > u and (best_u is None or ju < best_u):
+            if best_u is not None and bu - best_u >= lead:
+                break  # every later base lands at or after the best found
+            shift = self._shift(bu)
+            if u - bu < shift <= LAST_INSTANT - bu and (best_u is None or bu + shift < best_u):
                 off = base.utcoffset()
                 assert off is not None
-                best_u, best_off = ju, off
+                best_u, best_off = bu + shift, off
             base = self._trigger.next(base)
-        if best_u is None:
-            return None
         # Shown in the offset of the fire time it was derived from.
-        return (best_u + best_off).replace(tzinfo=fixed_zone(best_off))
+        return None if best_u is None else in_range(best_u, best_off)
 
     def to_json(self) -> dict[str, Any]:
         """`{"type": "jitter", "trigger": {...}, "max_seconds": s, "seed": n, "symmetric": b}`."""

@@ -17,6 +17,10 @@ therefore in its JSON, so that a persisted schedule resumes exactly:
   `TimePoints` (hand it to the scheduler to replace the old one), and its JSON lists them;
 * `max_executions` is counted, not remembered: the trigger yields the first *n* fire times of
   the wrapped trigger after its origin, so the JSON needs only the origin and *n*.
+
+**Nesting** (a window around a union of limits ...) is bounded: at most `MAX_NESTING` levels,
+in code and in JSON alike, so that no call can exhaust Python's recursion limit. A JSON
+document is measured without recursion before anything is built from it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from timecontrol.triggers._errors import TriggerError, TriggerSpecError
-from timecontrol.triggers._time import require_aware
+from timecontrol.triggers._time import require_aware, shown
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,7 +39,14 @@ if TYPE_CHECKING:
     from timecontrol.triggers._combine import IntersectionTrigger, UnionTrigger
     from timecontrol.triggers._modifiers import JitterTrigger, LimitTrigger, WindowTrigger
 
-__all__ = ["Trigger", "TriggerBase", "trigger_from_json"]
+__all__ = ["MAX_NESTING", "Trigger", "TriggerBase", "nesting_of", "revive", "trigger_from_json"]
+
+MAX_NESTING = 32
+"""The deepest nesting of triggers accepted (a plain trigger is one level, a window around it
+two, ...), in code and in JSON."""
+# A JSON trigger level is at most a dict and a list ("triggers": [...]), plus a leaf's own
+# lists (timepoints blocks): deeper containers cannot be a valid document.
+_MAX_CONTAINERS = 2 * MAX_NESTING + 2
 
 
 @runtime_checkable
@@ -65,12 +76,15 @@ _REGISTRY: dict[str, type[TriggerBase]] = {}
 class TriggerBase(ABC):
     """Shared behaviour: preview, equality by state, combinators and JSON registration.
 
-    A subclass sets the class attribute `json_type` (the "type" written to JSON) and
-    implements `next`, `to_json`, `explain` and the classmethod `_from_json`; it is then
-    revived by `trigger_from_json` automatically.
+    A subclass sets the class attribute `json_type` (the "type" written to JSON), ideally
+    `json_keys`, and implements `next`, `to_json`, `explain` and the classmethod `_from_json`;
+    it is then revived by `trigger_from_json` automatically.
     """
 
     json_type: ClassVar[str]
+    json_keys: ClassVar[frozenset[str] | None] = None
+    """The keys `to_json` may write; `trigger_from_json` refuses any other (None: no check)."""
+    _nesting: int = 1  # levels of triggers in this one (see MAX_NESTING); wrappers add one
 
     # Triggers compare by state, and lazily bound origins make that state change once:
     # a hash would change with it, so triggers are deliberately unhashable.
@@ -113,7 +127,7 @@ class TriggerBase(ABC):
         must not start the sequence, so the search runs on a copy in that case.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise TriggerError(f"preview n={n!r} is not a count; pass an int ≥ 0")
+            raise TriggerError(f"preview n={shown(n)} is not a count; pass an int ≥ 0")
         require_aware(after, "after")
         trigger: TriggerBase = self if self.is_bound else copy.deepcopy(self)
         out: list[datetime] = []
@@ -173,14 +187,65 @@ class TriggerBase(ABC):
         return JitterTrigger(self, max_seconds, seed=seed, symmetric=symmetric)
 
 
+def nesting_of(children: tuple[TriggerBase, ...], what: str) -> int:
+    """The nesting level of a trigger built around `children`; refused beyond `MAX_NESTING`."""
+    level = 1 + max(c._nesting for c in children)
+    if level > MAX_NESTING:
+        raise TriggerError(
+            f"{what}(...) would nest triggers {level} levels deep; at most {MAX_NESTING} "
+            f"levels are accepted (a plain trigger is one level, each wrapper adds one)"
+        )
+    return level
+
+
 def trigger_from_json(d: dict[str, Any]) -> TriggerBase:
-    """Rebuild a trigger from `to_json()` output; the result compares equal to the original."""
+    """Rebuild a trigger from `to_json()` output; the result compares equal to the original.
+
+    Anything else raises a `TriggerError` (mostly `TriggerSpecError`): a wrong type, an unknown
+    key, a bad value, or nesting deeper than `MAX_NESTING` levels.
+    """
+    _check_depth(d)
+    return revive(d)
+
+
+def revive(d: object) -> TriggerBase:
+    """`trigger_from_json` for a part of a document whose depth is already checked."""
     if not isinstance(d, dict):
-        raise TriggerSpecError(f"trigger spec {d!r} is not a JSON object (dict)")
+        raise TriggerSpecError(f"trigger spec {shown(d)} is not a JSON object (dict)")
     kind = d.get("type")
     cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise TriggerSpecError(
-            f"trigger spec type {kind!r} is not known; known types: {', '.join(sorted(_REGISTRY))}"
+            f"trigger spec type {shown(kind)} is not known; known types: "
+            f"{', '.join(sorted(_REGISTRY))}"
+        )
+    keys = cls.json_keys
+    unknown = [] if keys is None else [k for k in d if k not in keys]
+    if unknown:
+        raise TriggerSpecError(
+            f"trigger spec of type {kind!r} has unknown keys {shown(sorted(map(str, unknown)))}; "
+            f"accepted keys: {', '.join(sorted(keys or ()))}"
         )
     return cls._from_json(d)
+
+
+def _check_depth(doc: object) -> None:
+    """Refuse a document nested deeper than a valid one can be, without recursing into it."""
+    stack: list[tuple[object, int, int]] = [(doc, 1, 1)]  # (node, containers, dicts) deep
+    while stack:
+        node, containers, dicts = stack.pop()
+        if dicts > MAX_NESTING or containers > _MAX_CONTAINERS:
+            raise TriggerSpecError(
+                f"trigger spec nests deeper than {MAX_NESTING} trigger levels (or "
+                f"{_MAX_CONTAINERS} JSON objects and lists); at most {MAX_NESTING} levels of "
+                f"triggers are accepted"
+            )
+        if isinstance(node, dict):
+            children: list[object] = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, containers + 1, dicts + isinstance(child, dict)))

@@ -29,6 +29,8 @@ from typing import Any
 from timecontrol.triggers._errors import TimePointError
 from timecontrol.triggers._protocol import TriggerBase
 from timecontrol.triggers._time import (
+    LAST_INSTANT,
+    MAX_US,
     ONE_US,
     dt_from_json,
     dt_to_json,
@@ -36,8 +38,11 @@ from timecontrol.triggers._time import (
     format_duration,
     get_field,
     get_opt_dt,
-    require_aware,
+    origin_from,
+    require_instant,
     resolve_zone,
+    search_from,
+    shown,
     spec_error,
     us_from_json,
     us_to_json,
@@ -56,7 +61,7 @@ Block = tuple[
 
 def _count(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TimePointError(f"{where}: count={value!r} is not a whole number ≥ 1")
+        raise TimePointError(f"{where}: count={shown(value)} is not a whole number ≥ 1")
     return value
 
 
@@ -67,24 +72,67 @@ def _spacing(value: object, where: str) -> int:
         )
         if us < 0:
             raise TimePointError(
-                f"{where}: spacing={value!r} is negative; spacings must be positive durations "
+                f"{where}: spacing={shown(value)} is negative; spacings must be positive durations "
                 f"(time points only move forward)"
             )
         if us == 0:
             raise TimePointError(
-                f"{where}: spacing={value!r} is zero; spacings must be positive durations"
+                f"{where}: spacing={shown(value)} is zero; spacings must be positive durations"
             )
         return us
-    raise TimePointError(f"{where}: spacing={value!r} is not seconds or a timedelta")
+    raise TimePointError(f"{where}: spacing={shown(value)} is not seconds or a timedelta")
 
 
 def _offset(value: object, where: str) -> int:
     us = duration_us(value, where, TimePointError, allow_zero=True, allow_negative=True)
     if us < 0:
         raise TimePointError(
-            f"{where}={value!r} is negative; offsets are measured forward from the start (≥ 0)"
+            f"{where}={shown(value)} is negative; offsets are measured forward from the start (≥ 0)"
         )
     return us
+
+
+def _items(value: object, what: str) -> list[Any]:
+    """The elements of an iterable argument (a list, a tuple, a generator ...)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TimePointError(f"{what}={shown(value)} is not a list")
+    return list(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _blocks_of(blocks: object) -> tuple[Block, ...]:
+    """Validated `(begin µs, count, spacing µs)` blocks, each ending within `MAX_US`."""
+    out: list[Block] = []
+    for block in _items(blocks, "blocks"):
+        if not (isinstance(block, (tuple, list)) and len(block) == 3 and all(map(_is_int, block))):
+            raise TimePointError(
+                f"block {shown(block)} is not a (begin µs, count, spacing µs) tuple of ints"
+            )
+        begin, count, spacing = block
+        _count(count, "block")
+        if begin < 0 or spacing <= 0 or begin + count * spacing > MAX_US:
+            raise TimePointError(
+                f"block (begin={shown(begin)} µs, count={shown(count)}, spacing={shown(spacing)}"
+                f" µs) needs begin ≥ 0, spacing > 0, and its last point within 50 years of the "
+                f"start"
+            )
+        out.append((begin, count, spacing))
+    return tuple(out)
+
+
+def _points_of(points: object) -> tuple[int, ...]:
+    """Validated offsets in µs: ints from 0 to `MAX_US`, sorted, without duplicates."""
+    values = _items(points, "points")
+    for p in values:
+        if not _is_int(p) or not 0 <= p <= MAX_US:
+            raise TimePointError(
+                f"offset {shown(p)} µs is not accepted; offsets are whole microseconds from 0 "
+                f"to 50 years"
+            )
+    return tuple(sorted(set(values)))
 
 
 class TimePoints(TriggerBase):
@@ -94,6 +142,7 @@ class TimePoints(TriggerBase):
     """
 
     json_type = "timepoints"
+    json_keys = frozenset({"type", "start", "tz", "blocks", "points", "manual"})
 
     def __init__(
         self,
@@ -105,21 +154,10 @@ class TimePoints(TriggerBase):
         tz: object = None,
     ) -> None:
         # Low-level constructor (offsets in µs); prefer the `timepoints` helpers.
-        self._blocks: tuple[Block, ...] = tuple(blocks)
-        for begin, count, spacing in self._blocks:
-            _count(count, "block")
-            if begin < 0 or spacing <= 0:
-                raise TimePointError(
-                    f"block (begin={begin} µs, count={count}, spacing={spacing} µs) needs "
-                    f"begin ≥ 0 and spacing > 0"
-                )
-        self._points: tuple[int, ...] = tuple(sorted(set(points)))
-        if self._points and self._points[0] < 0:
-            raise TimePointError(f"offset {self._points[0]} µs is negative; offsets must be ≥ 0")
-        manual = list(manual)
-        self._manual: tuple[datetime, ...] = tuple(
-            sorted({utc_naive(require_aware(m, "manual point")) for m in manual})
-        )
+        self._blocks = _blocks_of(blocks)
+        self._points = _points_of(points)
+        given = [require_instant(m, "manual point") for m in _items(manual, "manual")]
+        self._manual: tuple[datetime, ...] = tuple(sorted({utc_naive(m) for m in given}))
         self._start: datetime | None = None
         self._start_u: datetime | None = None
         self._tz_spec: str | None = None
@@ -127,9 +165,9 @@ class TimePoints(TriggerBase):
         if tz is not None:
             self._set_zone(*resolve_zone(tz))
         if start is not None:
-            self._bind(require_aware(start, "start"))
-        elif self._manual and self._rules is None:
-            self._set_zone(*zone_of(manual[0]))
+            self._bind(require_instant(start, "start"))
+        elif given and self._rules is None:
+            self._set_zone(*zone_of(given[0]))
 
     # ------------------------------------------------------------------ state
 
@@ -208,6 +246,10 @@ class TimePoints(TriggerBase):
         """
         n = _count(count, "with_block")
         sp = _spacing(spacing, "with_block")
+        if not isinstance(shift_subsequent, bool):
+            raise TimePointError(
+                f"with_block: shift_subsequent={shown(shift_subsequent)} is not True or False"
+            )
         at = self._end_us() if after is None else _offset(after, "with_block: after")
         blocks = list(self._blocks)
         points = list(self._points)
@@ -226,7 +268,7 @@ class TimePoints(TriggerBase):
 
     def with_now(self, now: datetime) -> TimePoints:
         """A copy with a manual point at instant `now` (the caller supplies the time)."""
-        require_aware(now, "now")
+        require_instant(now, "now")
         manual = [m.replace(tzinfo=UTC) for m in self._manual] + [now]
         return self._copy(manual=manual)
 
@@ -234,10 +276,11 @@ class TimePoints(TriggerBase):
 
     def next(self, after: datetime) -> datetime | None:
         """The first point strictly after `after` (binds the start on the first call)."""
-        require_aware(after, "after")
-        u = utc_naive(after)
+        u = search_from(after)
+        if u is None:
+            return None
         if self._start_u is None:
-            self._bind(after)
+            self._bind(origin_from(after, u))
         start_u = self._start_u
         assert start_u is not None
         rel = (u - start_u) // ONE_US
@@ -252,14 +295,13 @@ class TimePoints(TriggerBase):
         if j < len(self._points) and (best is None or self._points[j] < best):
             best = self._points[j]
         best_u: datetime | None = None
-        if best is not None:
-            try:
-                best_u = start_u + timedelta(microseconds=best)
-            except OverflowError:
-                best_u = None
+        # Compared before adding: past the range's end the sum may not exist.
+        if best is not None and best <= (LAST_INSTANT - start_u) // ONE_US:
+            best_u = start_u + timedelta(microseconds=best)
         k = bisect_right(self._manual, u)
-        if k < len(self._manual) and (best_u is None or self._manual[k] < best_u):
-            best_u = self._manual[k]
+        manual = self._manual[k] if k < len(self._manual) else None
+        if manual is not None and manual <= LAST_INSTANT and (best_u is None or manual < best_u):
+            best_u = manual
         if best_u is None:
             return None
         assert self._rules is not None
@@ -373,9 +415,9 @@ class _TimePointsFactory:
         begin = 0
         for i, pair in enumerate(items):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise TimePointError(f"pair #{i} {pair!r} is not a (count, spacing) pair")
-            n = _count(pair[0], f"pair #{i} {tuple(pair)!r}")
-            sp = _spacing(pair[1], f"pair #{i} {tuple(pair)!r}")
+                raise TimePointError(f"pair #{i} {shown(pair)} is not a (count, spacing) pair")
+            n = _count(pair[0], f"pair #{i} {shown(tuple(pair))}")
+            sp = _spacing(pair[1], f"pair #{i} {shown(tuple(pair))}")
             blocks.append((begin, n, sp))
             begin += n * sp
         return TimePoints(blocks, start=start, tz=tz)
@@ -390,7 +432,7 @@ class _TimePointsFactory:
         self, offsets: Iterable[Duration], *, start: datetime | None = None, tz: object = None
     ) -> TimePoints:
         """Points at these offsets from the start; they must be ≥ 0 and strictly increasing."""
-        values = [_offset(o, f"offsets[{i}]") for i, o in enumerate(offsets)]
+        values = [_offset(o, f"offsets[{i}]") for i, o in enumerate(_items(offsets, "offsets"))]
         if not values:
             raise TimePointError("offsets() needs at least one offset")
         for i, (a, b) in enumerate(pairwise(values)):
@@ -408,7 +450,7 @@ class _TimePointsFactory:
         """Points separated by these gaps, the first one the first gap after the start."""
         total = 0
         values = []
-        for i, s in enumerate(spacings):
+        for i, s in enumerate(_items(spacings, "spacings")):
             total += _spacing(s, f"spacings[{i}]")
             values.append(total)
         if not values:

@@ -39,11 +39,14 @@ from typing import Any, Literal, cast
 from timecontrol.triggers._errors import TriggerError
 from timecontrol.triggers._protocol import TriggerBase
 from timecontrol.triggers._time import (
+    LAST_INSTANT,
     ONE_US,
     fixed_zone,
     get_field,
-    require_aware,
+    in_range,
     resolve_zone,
+    search_from,
+    shown,
     spec_error,
 )
 from timecontrol.triggers._zones import FOLD, GAP, Transition, rules_for
@@ -64,15 +67,28 @@ NONEXISTENT_POLICIES: tuple[str, ...] = ("gap_end", "shift", "skip")
 AMBIGUOUS_POLICIES: tuple[str, ...] = ("first", "last", "both")
 
 
+def _fire(c: datetime, off: timedelta) -> datetime | None:
+    """Local wall time `c` at offset `off` as a fire time, or None past the range's end.
+
+    (Candidates lie after the search start, which `search_from` keeps inside the range.)
+    """
+    try:
+        if c - off > LAST_INSTANT:
+            return None
+    except OverflowError:  # an instant after year 9999 in UTC
+        return None
+    return c.replace(tzinfo=fixed_zone(off))
+
+
 def _check_policy(nonexistent: object, ambiguous: object) -> tuple[Nonexistent, Ambiguous]:
     if nonexistent not in NONEXISTENT_POLICIES:
         raise TriggerError(
-            f"nonexistent={nonexistent!r} is not a DST policy; accepted: "
+            f"nonexistent={shown(nonexistent)} is not a DST policy; accepted: "
             f"{', '.join(map(repr, NONEXISTENT_POLICIES))}"
         )
     if ambiguous not in AMBIGUOUS_POLICIES:
         raise TriggerError(
-            f"ambiguous={ambiguous!r} is not a DST policy; accepted: "
+            f"ambiguous={shown(ambiguous)} is not a DST policy; accepted: "
             f"{', '.join(map(repr, AMBIGUOUS_POLICIES))}"
         )
     return cast(Nonexistent, nonexistent), cast(Ambiguous, ambiguous)
@@ -105,19 +121,15 @@ class WallClockTrigger(TriggerBase):
 
     def next(self, after: datetime) -> datetime | None:
         """The first fire time strictly after `after`, as local time with a fixed offset."""
-        if after.tzinfo is None:
-            require_aware(after, "after")
-        aoff = after.utcoffset()
-        if aoff is None:
-            require_aware(after, "after")
-            raise AssertionError  # pragma: no cover - require_aware raised
-        u = after.replace(tzinfo=None) - aoff
+        u = search_from(after)
+        if u is None:
+            return None
         rules = self._rules
         off, near = rules.offset_at(u)
         local = u + off
         if rules.fixed_offset is not None:
             c = self._next_local(local)
-            return None if c is None else c.replace(tzinfo=fixed_zone(off))
+            return None if c is None else _fire(c, off)
 
         cand = local
         if near is not None and self._lookback:
@@ -136,9 +148,9 @@ class WallClockTrigger(TriggerBase):
                     # A regular wall time not after `after`'s own never maps past it.
                     cand = local
                     continue
-                cu = c - before
-                if best is None or cu < best[0]:
-                    return c.replace(tzinfo=fixed_zone(before))
+                fire = _fire(c, before)
+                if best is None or (fire is not None and c - before < best[0]):
+                    return fire
                 break
             for found in self._region(kind, c, u, tr):
                 if best is None or found[0] < best[0]:
@@ -146,7 +158,7 @@ class WallClockTrigger(TriggerBase):
             cand = tr.hi - ONE_US  # the region is settled: go on from its end
         if best is None:
             return None
-        return best[1].replace(tzinfo=fixed_zone(best[2]))
+        return in_range(best[0], best[2])
 
     def _region(
         self, kind: int, c: datetime, u: datetime, tr: Transition

@@ -13,7 +13,6 @@ finds each change to the second, which is the database's own resolution.
 
 from __future__ import annotations
 
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 
@@ -27,6 +26,11 @@ FOLD = 2
 
 _SAMPLE = timedelta(hours=12)
 _SECOND = timedelta(seconds=1)
+# Offsets are read between these instants only: converting an instant within a day of
+# datetime's ends to local time can leave its range (OverflowError). No zone changes its
+# offset in the first or last days of the calendar, so the clamped answer is the true one.
+_EARLIEST = datetime.min + timedelta(days=2)
+_LATEST = datetime.max - timedelta(days=2)
 
 
 class Transition(NamedTuple):
@@ -59,6 +63,7 @@ class ZoneRules:
         return self._fixed
 
     def _offset_at(self, u: datetime) -> timedelta:
+        u = min(max(u, _EARLIEST), _LATEST)
         off = u.replace(tzinfo=UTC).astimezone(self.zone).utcoffset()
         assert off is not None
         return off
@@ -76,8 +81,8 @@ class ZoneRules:
             result: tuple[timedelta, tuple[Transition, ...]] = (self._fixed, ())
             self._years[year] = result
             return result
-        start = datetime(year - 1, 12, 30) if year > 1 else datetime.min
-        end = datetime(year + 1, 1, 3) if year < 9999 else datetime.max - _SAMPLE
+        start = datetime(year - 1, 12, 30) if year > 1 else _EARLIEST
+        end = datetime(year + 1, 1, 3) if year < 9999 else _LATEST
         t = start
         off = self._offset_at(t)
         first = off
@@ -95,12 +100,8 @@ class ZoneRules:
                         lo_t = mid
                     else:
                         hi_t = mid
-                at = hi_t
-                # A change within a day of year 1 or 9999 overflows datetime: ignore it.
-                with suppress(OverflowError):
-                    found.append(
-                        Transition(at + min(off, off2), at + max(off, off2), at, off, off2)
-                    )
+                at = hi_t  # within [_EARLIEST, _LATEST]: its local bounds exist in datetime
+                found.append(Transition(at + min(off, off2), at + max(off, off2), at, off, off2))
                 off = off2
             t = t2
         result = (first, tuple(found))
@@ -127,9 +128,16 @@ class ZoneRules:
         return REGULAR, off, None
 
     def localize(self, u: datetime) -> datetime:
-        """Naive-UTC instant `u` as local wall time with a fixed offset (see `_time`)."""
+        """Naive-UTC instant `u` as local wall time with a fixed offset (see `_time`).
+
+        Fire times always have a local time (they lie in the range of `_time`); an origin
+        given by a caller may not (year 1 at UTC-05:00): that one is shown in UTC.
+        """
         off, _ = self.offset_at(u)
-        return (u + off).replace(tzinfo=fixed_zone(off))
+        try:
+            return (u + off).replace(tzinfo=fixed_zone(off))
+        except OverflowError:
+            return u.replace(tzinfo=UTC)
 
     def __deepcopy__(self, memo: dict[int, object]) -> ZoneRules:
         # Tables are caches of immutable facts: copies of a trigger share them.
