@@ -296,7 +296,9 @@ class Log:
         that is not JSON or a subject that is not a str; in each case nothing is recorded. The
         event carries the payload as JSON reads it back (see `normalize_payload`: a tuple
         becomes a list, NaN None, ...), so that `recent`, `query` and the durable sink all
-        return the same event.
+        return the same event. With a durable sink it may block briefly as backpressure, when
+        the disk falls behind the sink's loss bound (see the module docstring); over a
+        read-only sink it raises `LogError`.
         """
         if is_reserved(kind):
             raise EventKindError(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from triggers_strategies import at, iso_utc
 
 import timecontrol.triggers as T
@@ -143,3 +146,78 @@ def test_json_round_trip_keeps_a_bound_anchor() -> None:
     back = T.trigger_from_json(d)
     assert back == t
     assert iso_utc(back.preview(5, first)) == iso_utc(t.preview(5, first))
+
+
+# ----------------------------------------------------------------------------- start= and the grid
+
+STARTS = [
+    u(2025, 1, 1, 9, 0, 0, 123456),
+    u(2025, 6, 30, 23, 59, 59, 999999),
+    at(BERLIN, 2025, 3, 30, 1, 30, 0).replace(microsecond=1),  # 30 min before spring forward
+    at(BERLIN, 2025, 10, 26, 1, 59, 59).replace(microsecond=654321),  # before the fall back
+    at(NEW_YORK, 2025, 11, 2, 0, 45).replace(microsecond=500000),
+]
+
+
+@pytest.mark.parametrize("start", STARTS, ids=lambda s: s.isoformat())
+@pytest.mark.parametrize(
+    "every_us",
+    [100_000, 333_333, 3_600_000_000],  # seconds=0.1, seconds=1/3, seconds=3600
+    ids=["0.1s", "1/3s", "3600s"],
+)
+def test_start_fixes_the_grid_to_the_microsecond(start: datetime, every_us: int) -> None:
+    # The reported bug: fires at hh:59:59.999999 instead of on the start's grid.
+    seconds = {100_000: 0.1, 333_333: 1 / 3, 3_600_000_000: 3600}[every_us]
+    every = timedelta(microseconds=every_us)
+    t = T.interval(seconds=seconds, start=start)
+    assert t.every == every and t.anchor == start
+    grid = [start.astimezone(UTC) + k * every for k in range(12)]
+    # From before the start, from the start itself, and from between two grid points.
+    assert t.preview(12, start - timedelta(seconds=1)) == grid
+    assert t.preview(11, start) == grid[1:]
+    assert t.preview(10, grid[1] + every / 2) == grid[2:]
+    # Far from the start: still exactly on the grid (integer arithmetic, no float drift).
+    k = 10**7  # ten million periods on (for hours: in the year 3166)
+    point = start.astimezone(UTC) + k * every
+    assert t.next(point - timedelta(microseconds=1)) == point
+    assert t.next(point) == point + every
+
+
+@pytest.mark.parametrize("start", STARTS[2:], ids=lambda s: s.isoformat())
+def test_start_grid_is_absolute_across_dst(start: datetime) -> None:
+    fires = T.interval(hours=1, start=start).preview(4, start - timedelta(hours=1))
+    assert gaps(fires) == {3600.0}  # elapsed time, whatever the clocks do
+    assert len({f.utcoffset() for f in fires}) == 2  # the change falls inside
+    assert all(f.microsecond == start.microsecond for f in fires)
+    assert all((f - start) % timedelta(hours=1) == timedelta(0) for f in fires)
+
+
+@given(
+    start=st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2060, 1, 1),
+        timezones=st.sampled_from([UTC, ZoneInfo(BERLIN), ZoneInfo(NEW_YORK)]),
+    ),
+    every_us=st.sampled_from([100_000, 333_333, 3_600_000_000]) | st.integers(1, 10**11),
+    delta_us=st.integers(-(10**13), 10**13),
+)
+@settings(max_examples=300, deadline=None)
+def test_next_is_the_first_grid_point_after(start: datetime, every_us: int, delta_us: int) -> None:
+    every = timedelta(microseconds=every_us)
+    t = T.IntervalTrigger(every, start=start)
+    after = start.astimezone(UTC) + timedelta(microseconds=delta_us)
+    fire = t.next(after)
+    assert fire is not None
+    assert (fire - start) % every == timedelta(0)
+    assert fire > after
+    assert fire == start or fire - every <= after
+
+
+def test_start_and_anchor_are_one_thing() -> None:
+    s = u(2025, 1, 1, 12, 0, 0, 7)
+    assert T.interval(minutes=5, start=s) == T.interval(minutes=5, anchor=s)
+    assert T.interval(minutes=5, start=s).to_json()["anchor"] == s.isoformat()
+    with pytest.raises(T.IntervalError, match="only one"):
+        T.interval(minutes=5, start=s, anchor=s)
+    with pytest.raises(NaiveDatetimeError, match="start="):
+        T.interval(minutes=5, start=datetime(2025, 1, 1))

@@ -105,7 +105,7 @@ class FirePath(SchedulerCore):
             or spec.durable_start
             or spec.max_executions is not None
             or fire > self._horizon
-            or beyond_grace(spec.misfire_grace, fire, now)
+            or (spec.misfire_grace is not None and beyond_grace(spec.misfire_grace, fire, now))
             or st.running >= (spec.max_instances if spec.conflict == "concurrent" else 1)
         ):
             await self._attempt(st, run_fire, now)
@@ -425,9 +425,13 @@ class FirePath(SchedulerCore):
         assert log is not None
         ref = log.last_seq + 1
         t0 = clock.monotonic()
-        payload = {"run": ref, "scheduled": fire, "started": now, "late": now - fire}
-        payload["manual"] = False
-        log._append_plain("job.started", job, payload, t0, now)
+        log._append_plain(
+            "job.started",
+            job,
+            {"run": ref, "scheduled": fire, "started": now, "late": now - fire, "manual": False},
+            t0,
+            now,
+        )
         st.runs += 1
         if st.inflight is NO_RUNS:  # `add_run`, inlined
             st.inflight = {ref: [fire, False, now]}
@@ -447,12 +451,21 @@ class FirePath(SchedulerCore):
             self._end_run(st, ref, fire, False, now, t0, "failure", _failure(exc))
             return
         if result is None or _is_plain(result):
+            # `_end_run`, inlined: the record, stamped with the run's end; the slot freed.
             mono, ended = clock.monotonic(), clock.time()
             done = {"result": result, "run": ref, "scheduled": fire, "manual": False}
-            done["started"], done["ended"], done["duration"] = now, ended, mono - t0
+            done.update(started=now, ended=ended, duration=mono - t0)
             log._append_plain("job.succeeded", job, done, mono, ended)
-            st.drop_run(ref)
-            self._release(st)
+            inflight = st.inflight  # `drop_run`, inlined
+            if len(inflight) == 1:
+                st.inflight = NO_RUNS
+            else:
+                inflight.pop(ref, None)
+            waiting = st.waiting
+            if waiting:
+                waiting.popleft().set()  # `_release`: the slot goes to the first queued
+            else:
+                st.running -= 1
             if self._persist is not None:
                 self._push(st)
         else:
