@@ -229,6 +229,57 @@ def test_bad_expressions_are_errors_naming_the_value(expr: str, needle: str) -> 
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("expr", "field", "term"),
+    [
+        ("30-10 * * * * *", "second", "'30-10'"),
+        ("10-5 * * * *", "minute", "'10-5'"),
+        ("10-5/2 * * * *", "minute", "'10-5/2'"),
+        ("1-5,9-3 * * * *", "minute", "'9-3'"),
+        ("0 20-4 * * *", "hour", "'20-4'"),
+        ("0 0 20-5 * *", "day-of-month", "'20-5'"),
+        ("0 0 1 11-2 *", "month", "'11-2'"),
+        ("0 0 1 NOV-FEB *", "month", "'NOV-FEB'"),
+        ("0 0 * * 6-2", "day-of-week", "'6-2'"),
+        ("0 0 * * FRI-MON", "day-of-week", "'FRI-MON'"),
+        ("0 0 * * SAT-SUN", "day-of-week", "'SAT-SUN'"),  # SUN is 0; write SAT-7 or 6,0
+    ],
+)
+def test_ranges_that_run_backwards_are_refused(expr: str, field: str, term: str) -> None:
+    from croniter import croniter
+
+    # croniter alone accepts them, wrapping round (10-5 = 10-59,0-5): crontab(5) does not.
+    croniter.expand(expr, second_at_beginning=len(expr.split()) == 6)
+    with pytest.raises(T.CronSyntaxError) as info:
+        T.cron(expr)
+    message = str(info.value)
+    assert f"{field} field" in message
+    assert term in message
+    assert "low-high" in message
+    assert repr(expr) in message
+
+
+@pytest.mark.parametrize(
+    ("expr", "hint"),
+    [
+        ("10-5 * * * *", "'10-59,0-5'"),
+        ("0 20-4 * * *", "'20-23,0-4'"),
+        ("0 0 * * 6-2", "'6,0-2'"),
+        ("0 0 * * FRI-SUN", "'5-7'"),
+    ],
+)
+def test_backwards_ranges_suggest_the_list_that_wraps_round(expr: str, hint: str) -> None:
+    with pytest.raises(T.CronSyntaxError, match=hint):
+        T.cron(expr)
+
+
+def test_the_suggested_lists_mean_what_the_backwards_ranges_were_meant_to() -> None:
+    hours = T.cron("0 20-23,0-4 * * *").preview(9, u(2025, 1, 1, 12))
+    assert [f.hour for f in hours] == [20, 21, 22, 23, 0, 1, 2, 3, 4]
+    days = T.cron("0 0 * * 5-7").preview(3, u(2025, 1, 1))  # Friday to Sunday
+    assert [f.strftime("%a") for f in days] == ["Fri", "Sat", "Sun"]
+
+
 def test_non_string_expression() -> None:
     with pytest.raises(T.CronSyntaxError, match="not a string"):
         T.cron(15)  # type: ignore[arg-type]

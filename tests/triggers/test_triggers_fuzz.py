@@ -8,6 +8,7 @@ random arguments go into every constructor and method. Whatever comes in, only a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -59,8 +60,10 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 random_documents = st.builds(
@@ -140,15 +143,17 @@ ZONES: list[Any] = [
     timezone(timedelta(seconds=1)),
 ]
 datetimes = st.datetimes(timezones=st.none() | st.sampled_from(ZONES)) | st.sampled_from(EDGES)
-anything = st.deferred(
-    lambda: json_scalars
-    | datetimes
-    | st.timedeltas()
-    | st.times()
-    | st.sampled_from(ODD_VALUES)
-    | st.sampled_from([*ZONES, time(9, 0, 0, 1), b"mon", object()])
-    | st.lists(anything, max_size=3)
-    | st.tuples(anything, anything)
+anything: st.SearchStrategy[Any] = st.deferred(
+    lambda: (
+        json_scalars
+        | datetimes
+        | st.timedeltas()
+        | st.times()
+        | st.sampled_from(ODD_VALUES)
+        | st.sampled_from([*ZONES, time(9, 0, 0, 1), b"mon", object()])
+        | st.lists(anything, max_size=3)
+        | st.tuples(anything, anything)
+    )
 )
 policy = st.sampled_from(["gap_end", "shift", "skip", "first", "last", "both"]) | anything
 
@@ -156,8 +161,7 @@ policy = st.sampled_from(["gap_end", "shift", "skip", "first", "last", "both"]) 
 def _attempt(build: Callable[[], T.TriggerBase]) -> T.TriggerBase | None:
     try:
         return build()
-    except T.TriggerError as exc:
-        assert str(exc)  # every error explains itself
+    except T.TriggerError:
         return None
 
 
@@ -174,10 +178,11 @@ def _methods(trigger: T.TriggerBase, after: object, n: object) -> None:
         lambda: trigger.limit(n, origin=after),  # type: ignore[arg-type]
         lambda: trigger.jitter(n, seed=n, symmetric=after),  # type: ignore[arg-type]
     ):
+        before = trigger.to_json()
         try:
             call()
         except T.TriggerError:
-            pass
+            assert trigger.to_json() == before  # a refused call leaves no trace
 
 
 def _check(trigger: T.TriggerBase | None, after: object, n: object) -> None:
@@ -266,10 +271,8 @@ def test_combinators_and_modifiers(
         lambda: T.JitterTrigger(a, 1),  # type: ignore[arg-type]
     ):
         _check(_attempt(build), after, n)
-    try:
+    with contextlib.suppress(T.TriggerError):
         YEARLY.jitter(30).shift(a)  # type: ignore[arg-type]
-    except T.TriggerError:
-        pass
 
 
 @FUZZ

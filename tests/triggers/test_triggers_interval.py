@@ -170,7 +170,8 @@ def test_start_fixes_the_grid_to_the_microsecond(start: datetime, every_us: int)
     seconds = {100_000: 0.1, 333_333: 1 / 3, 3_600_000_000: 3600}[every_us]
     every = timedelta(microseconds=every_us)
     t = T.interval(seconds=seconds, start=start)
-    assert t.every == every and t.anchor == start
+    assert t.every == every
+    assert t.anchor == start
     grid = [start.astimezone(UTC) + k * every for k in range(12)]
     # From before the start, from the start itself, and from between two grid points.
     assert t.preview(12, start - timedelta(seconds=1)) == grid
@@ -205,12 +206,13 @@ def test_start_grid_is_absolute_across_dst(start: datetime) -> None:
 def test_next_is_the_first_grid_point_after(start: datetime, every_us: int, delta_us: int) -> None:
     every = timedelta(microseconds=every_us)
     t = T.IntervalTrigger(every, start=start)
-    after = start.astimezone(UTC) + timedelta(microseconds=delta_us)
+    s = start.astimezone(UTC)  # (PEP 495: a time in a gap equals nothing in another zone)
+    after = s + timedelta(microseconds=delta_us)
     fire = t.next(after)
     assert fire is not None
-    assert (fire - start) % every == timedelta(0)
+    assert (fire - s) % every == timedelta(0)
     assert fire > after
-    assert fire == start or fire - every <= after
+    assert fire == s or fire - every <= after
 
 
 def test_start_and_anchor_are_one_thing() -> None:

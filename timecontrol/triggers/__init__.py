@@ -33,6 +33,7 @@ from timecontrol.triggers._errors import (
     CronSyntaxError,
     IntervalError,
     JitterError,
+    NaiveDatetimeError,
     TimePointError,
     TriggerError,
     TriggerSpecError,
@@ -41,11 +42,12 @@ from timecontrol.triggers._errors import (
 )
 from timecontrol.triggers._interval import IntervalTrigger, interval
 from timecontrol.triggers._modifiers import JitterTrigger, LimitTrigger, WindowTrigger
-from timecontrol.triggers._protocol import Trigger, TriggerBase, trigger_from_json
+from timecontrol.triggers._protocol import MAX_NESTING, Trigger, TriggerBase, trigger_from_json
 from timecontrol.triggers._timepoints import TimePoints, timepoints
 from timecontrol.triggers._wallclock import Ambiguous, Nonexistent, WallClockTrigger
 
 __all__ = [
+    "MAX_NESTING",
     "Ambiguous",
     "CalendarError",
     "CronSyntaxError",
@@ -59,6 +61,7 @@ __all__ = [
     "JitterTrigger",
     "LimitTrigger",
     "MonthlyTrigger",
+    "NaiveDatetimeError",
     "Nonexistent",
     "TimePointError",
     "TimePoints",

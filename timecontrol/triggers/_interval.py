@@ -41,6 +41,8 @@ from timecontrol.triggers._zones import ZoneRules, rules_for
 
 __all__ = ["IntervalTrigger", "interval"]
 
+_MAX_TEXT = "give finite numbers adding up to between 1 µs and 50 years"
+
 
 class IntervalTrigger(TriggerBase):
     """Fire every `every` (seconds or a `timedelta`) of absolute time, from `anchor`.
@@ -194,6 +196,3 @@ def interval(
             f"interval {shown(given)} is not positive; it must be at least 1 µs (e.g. minutes=15)"
         )
     return IntervalTrigger(every, anchor=anchor, start=start, tz=tz)
-
-
-_MAX_TEXT = "give finite numbers adding up to between 1 µs and 50 years"

@@ -223,7 +223,8 @@ def revive(d: object) -> TriggerBase:
     unknown = [] if keys is None else [k for k in d if k not in keys]
     if unknown:
         raise TriggerSpecError(
-            f"trigger spec of type {kind!r} has unknown keys {shown(sorted(map(str, unknown)))}; "
+            f"trigger spec of type {kind!r} has unknown keys "
+            f"{', '.join(sorted(shown(k) for k in unknown)[:8])}; "
             f"accepted keys: {', '.join(sorted(keys or ()))}"
         )
     return cls._from_json(d)

@@ -197,14 +197,12 @@ def utc_naive(dt: datetime) -> datetime:
 def search_from(after: object) -> datetime | None:
     """The naive-UTC instant a `next(after)` searches strictly after, for any aware `after`.
 
-    Raised to just before `FIRST_INSTANT` when earlier (also when `after` is too early to
+    Moved up to just before `FIRST_INSTANT` when earlier (also when `after` is too early to
     exist in UTC at all); None from `LAST_INSTANT` on, where no fire time can follow.
     """
-    off = after.utcoffset() if isinstance(after, datetime) else None
-    if off is None:
+    if not isinstance(after, datetime) or (off := after.utcoffset()) is None:
         require_aware(after, "after")
         raise AssertionError  # pragma: no cover - require_aware raised
-    assert isinstance(after, datetime)
     try:
         u = after.replace(tzinfo=None) - off
     except OverflowError:  # before year 1 or after year 9999 in UTC
@@ -215,8 +213,8 @@ def search_from(after: object) -> datetime | None:
 
 
 def origin_from(after: datetime, u: datetime) -> datetime:
-    """What an implicit origin binds to: the caller's `after`, unless `search_from` raised it
-    (then its instant, in UTC), so that a bound origin always exists in UTC and in JSON."""
+    """What an implicit origin binds to: the caller's `after`, unless `search_from` moved it
+    up (then that instant, in UTC), so that a bound origin always exists in UTC and in JSON."""
     return after if u != _FLOOR else u.replace(tzinfo=UTC)
 
 
@@ -274,9 +272,9 @@ def duration_us(
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise error(f"{name}={value!r} is not a finite number of seconds")
-        if abs(value) > MAX_US / US_PER_S:  # checked before scaling: 1e308 * 1e6 is inf
-            raise error(f"{name}={value!r} is too long; {_TOO_LONG}")
-        us = round(value * US_PER_S)
+        # Scaled only when in range (1e308 * 1e6 is inf); beyond it, anything too long will do.
+        too_long = int(math.copysign(MAX_US + 1, value))
+        us = round(value * US_PER_S) if abs(value) <= MAX_US / US_PER_S else too_long
     elif isinstance(value, int) and not isinstance(value, bool):
         us = value * US_PER_S
     else:

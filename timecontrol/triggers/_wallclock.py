@@ -67,6 +67,10 @@ NONEXISTENT_POLICIES: tuple[str, ...] = ("gap_end", "shift", "skip")
 AMBIGUOUS_POLICIES: tuple[str, ...] = ("first", "last", "both")
 
 
+# Every instant of a wall time before this lies in the range (offsets stay below 24 h).
+_SAFE_LOCAL = LAST_INSTANT - timedelta(days=1)
+
+
 def _fire(c: datetime, off: timedelta) -> datetime | None:
     """Local wall time `c` at offset `off` as a fire time, or None past the range's end.
 
@@ -129,6 +133,8 @@ class WallClockTrigger(TriggerBase):
         local = u + off
         if rules.fixed_offset is not None:
             c = self._next_local(local)
+            if c is not None and c < _SAFE_LOCAL:  # the common case, without a call
+                return c.replace(tzinfo=fixed_zone(off))
             return None if c is None else _fire(c, off)
 
         cand = local
@@ -148,8 +154,12 @@ class WallClockTrigger(TriggerBase):
                     # A regular wall time not after `after`'s own never maps past it.
                     cand = local
                     continue
+                if best is None:
+                    if c < _SAFE_LOCAL:  # the common case, without a call
+                        return c.replace(tzinfo=fixed_zone(before))
+                    return _fire(c, before)
                 fire = _fire(c, before)
-                if best is None or (fire is not None and c - before < best[0]):
+                if fire is not None and c - before < best[0]:
                     return fire
                 break
             for found in self._region(kind, c, u, tr):
