@@ -62,7 +62,7 @@ def _fork(store: str, truth: str, anchor: float, run_for: float | None) -> int:
         code = 0
         try:
             _child(store, truth, anchor, run_for)
-        except BaseException:  # noqa: BLE001 - reported through the exit code and stderr
+        except BaseException:
             traceback.print_exc()
             code = 1
         os._exit(code)

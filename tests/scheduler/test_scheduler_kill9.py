@@ -51,7 +51,11 @@ def test_kill_9_again_and_again(tmp_path: Path) -> None:
     anchor = time.time() + 0.3  # real time: leave the first child time to open the store
     harness = [sys.executable, str(HERE / "_crash_rounds.py"), str(store), str(truth)]
     done = subprocess.run(
-        [*harness, repr(anchor), str(ROUNDS), "7"], timeout=60, capture_output=True, text=True
+        [*harness, repr(anchor), str(ROUNDS), "7"],
+        timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,  # the assertion below shows the harness's stderr
     )
     assert done.returncode == 0, done.stderr[-3000:]
     ran: dict[str, list[float]] = {"fast": [], "durable": []}
@@ -78,4 +82,5 @@ def test_kill_9_again_and_again(tmp_path: Path) -> None:
     # The rounds did what they are for: runs were caught in flight, with and without
     # durable starts, and fire times were settled after the crashes.
     assert seen["durable interrupted"] + seen["fast uncertain"] + seen["fast interrupted"] >= 3
-    assert len(ran["fast"]) >= ROUNDS and len(ran["durable"]) >= ROUNDS
+    assert len(ran["fast"]) >= ROUNDS
+    assert len(ran["durable"]) >= ROUNDS

@@ -175,7 +175,7 @@ def _scheduler_tables(path: Path) -> list[Any]:
     conn = sqlite3.connect(path)
     try:
         return [
-            sorted(conn.execute(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+            sorted(conn.execute(f"SELECT * FROM {table}"))
             for table in ("scheduler_meta", "scheduler_jobs", "scheduler_state")
         ]
     finally:

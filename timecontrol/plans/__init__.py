@@ -19,6 +19,9 @@ itself depends only on a narrow `PlanHost` (a Log, a Clock and the dispatch gate
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._compat import public_no_replay_allowed, public_run_engine_interrupted
 from ._devices import (
     Movable,
     Pausable,
@@ -92,6 +95,7 @@ from ._suspenders import (
     SuspendPredicate,
     SuspendWhen,
 )
+from ._sync import RunEngineResult, SyncRunEngine
 
 __all__ = [
     "TRANSITIONS",
@@ -101,6 +105,7 @@ __all__ = [
     "LoggedMsg",
     "Movable",
     "Msg",
+    "NoReplayAllowed",
     "Pausable",
     "PauseHeldError",
     "Plan",
@@ -110,6 +115,8 @@ __all__ = [
     "RequestAbort",
     "RequestStop",
     "RunEngine",
+    "RunEngineInterrupted",
+    "RunEngineResult",
     "RunResult",
     "RunState",
     "SimDetector",
@@ -126,6 +133,7 @@ __all__ = [
     "SuspendPredicate",
     "SuspendWhen",
     "Suspender",
+    "SyncRunEngine",
     "Triggerable",
     "UnknownCommandError",
     "abs_set",
@@ -162,3 +170,17 @@ __all__ = [
     "unsubscribe",
     "wait",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """bluesky's own exception classes where bluesky is installed, ours where it is not.
+
+    Resolved on first use, because importing bluesky takes about 0.3 s:
+    ``NoReplayAllowed`` (raised by a device's ``pause()``: nothing is replayed on resume) and
+    ``RunEngineInterrupted`` (raised by `SyncRunEngine` when a plan pauses).
+    """
+    if name == "NoReplayAllowed":
+        return public_no_replay_allowed()
+    if name == "RunEngineInterrupted":
+        return public_run_engine_interrupted()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

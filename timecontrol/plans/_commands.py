@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from ._compat import versions
 from ._core import PAUSE, SUSPEND, RunCore
 from ._devices import await_status, maybe_await
 from ._documents import OpenRun, new_uid
@@ -270,16 +271,17 @@ class CommandHandlers(RunCore):
                 f"a run{'' if msg.run is None else ' ' + repr(msg.run)} is already open; "
                 "close it first or give the new one another run key"
             )
-        md = {**self._metadata, **msg.kwargs}
-        if "scan_id" in md:
-            self._scan_id = int(md["scan_id"])
-        else:
-            self._scan_id += 1
+        # bluesky's precedence: the call's metadata, then the open_run message's, then the
+        # plan's type and name, then the persistent metadata (run_engine.md).
+        md = {**self.md, **self._plan_md, **msg.kwargs, **self._metadata}
+        md.setdefault("versions", versions())
+        self._scan_id = int(self.md.get("scan_id", self._scan_id)) + 1
+        self.md["scan_id"] = self._scan_id  # persistent, as in bluesky's RE.md
         start = {
+            "scan_id": self._scan_id,
             **md,
             "uid": new_uid(),
             "time": self.host.clock.time(),
-            "scan_id": self._scan_id,
             "plan_uid": self._plan_uid,
         }
         run = OpenRun(msg.run, start)

@@ -112,6 +112,15 @@ class RunCore:
         #: the result of the latest run/resume/stop (what stop() hands to other tasks)
         self._last_result: RunResult | None = None
         self._rewindable_default = rewindable
+        #: ``msg_hook(msg)`` is called with every message before it is processed (replays too).
+        self.msg_hook: Callable[[Any], Any] | None = None
+        #: ``state_hook(new, old)`` is called with the state names after every change.
+        self.state_hook: Callable[[str, str], Any] | None = None
+        #: Record pauses and resumes inside a run as events of an ``interruptions`` stream.
+        self.record_interruptions = False
+        # Subscriptions for one plan given by a caller (SyncRunEngine's ``subs``): dropped
+        # when that plan ends, kept while it is paused.
+        self._call_tokens: list[int] = []
         self._reset_plan()
 
     def _reset_plan(self) -> None:
@@ -135,6 +144,7 @@ class RunCore:
         self._reason = ""
         self._plan_result: Any = None
         self._metadata: dict[str, Any] = {}
+        self._plan_md: dict[str, Any] = {}
         self._suspenders_changed: anyio.Event | None = None
         # Messages not yet in the Log: commands, object names, and whether they are replays
         # (a batch never mixes the two, so one flag per ``plan.msgs`` event suffices).
@@ -190,6 +200,12 @@ class RunCore:
             self._plan_uid,
             {"from": old.value, "to": new.value, "plan": self._plan_uid, **info},
         )
+        hook = self.state_hook
+        if hook is not None:
+            try:
+                hook(new.value, old.value)
+            except Exception as exc:  # a display hook must not break the state machine
+                self._cleanup_failed(None, "state_hook", repr(exc))
 
     def _refuse(self, what: str) -> EngineStateError:
         state = self._state
@@ -344,6 +360,11 @@ class RunCore:
         self._next_token += 1
         self._subscribers[token] = (name, callback)
         return token
+
+    def _drop_call_tokens(self) -> None:
+        for token in self._call_tokens:
+            self._subscribers.pop(token, None)
+        self._call_tokens.clear()
 
     def _reset_checkpoint(self) -> None:
         self._replay.checkpoint(self._runs.values())

@@ -185,6 +185,7 @@ class Driver(RunCore):
         handlers = self._handlers
         log_messages = self.log_messages
         budget = self.yield_every
+        hook = self.msg_hook
         count = 0
         while stack:
             if self._request:
@@ -193,6 +194,8 @@ class Driver(RunCore):
             msg = self._advance(frame)
             if msg is _NO_MSG:
                 continue
+            if hook is not None:
+                hook(msg)
             try:
                 command = msg.command
             except AttributeError:
@@ -474,6 +477,7 @@ class Driver(RunCore):
 
     def _release_plan(self) -> None:
         """Undo what only this plan installed, and release the pause's dispatch hold."""
+        self._drop_call_tokens()
         for token in self._temp_subscriptions:
             self._subscribers.pop(token, None)
         for suspender in self._plan_suspenders:

@@ -231,13 +231,24 @@ class RunEngine(Driver, CommandHandlers):
         `timecontrol.EngineStateError`) unless the engine is idle; a `PlanArgumentError` if
         `plan` is not a plan.
         """
+        return await self._run_plan(plan, plan, metadata)
+
+    async def _run_plan(
+        self, plan: Iterable[Any], origin: Any, metadata: dict[str, Any]
+    ) -> RunResult:
+        """`run`, with `origin` the plan as the user gave it (before any preprocessor): its
+        type and name go into start documents as ``plan_type`` and ``plan_name``."""
         if self._state is not _S.IDLE or self._driving:
             raise self._refuse("run()")
         self._check_engine("run()")
         gen = as_plan(plan)
         self._reset_plan()
         self._plan_uid = new_uid()
-        self._metadata = {**self.md, **metadata}
+        self._metadata = dict(metadata)
+        self._plan_md = {
+            "plan_type": type(origin).__name__,
+            "plan_name": str(getattr(origin, "__name__", "")),
+        }
         self._replay.push(gen)
         self._sigint.reset()
         self._record("plan.started", self._plan_uid, {"metadata": jsonable(self._metadata)})

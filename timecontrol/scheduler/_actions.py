@@ -43,8 +43,10 @@ def check_modules(modules: object) -> tuple[str, ...]:
         )
     out = tuple(modules)
     for name in out:
-        if not isinstance(name, str) or not name or not all(
-            part.isidentifier() for part in name.split(".")
+        if (
+            not isinstance(name, str)
+            or not name
+            or not all(part.isidentifier() for part in name.split("."))
         ):
             raise JobSpecError(f"allowed_modules: {name!r:.100} is not a module name")
     return out
@@ -95,8 +97,9 @@ def _signature(fn: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str], 
         return None  # no signature to check against (a builtin, say)
     names = frozenset(p.name for p in params if p.kind in _KEYWORD)
     required = frozenset(
-        p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD
-        and p.kind is not p.VAR_POSITIONAL
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind is not p.VAR_KEYWORD and p.kind is not p.VAR_POSITIONAL
     )
     var = any(p.kind is p.VAR_KEYWORD for p in params)
     entry = (names, required, var)

@@ -1,8 +1,9 @@
 """Alarms: failure handlers fed by a subscription to the Log, never called on the fire path.
 
 The fire path only writes execution records. While handlers are registered and dispatch
-runs, `Alarms` keeps one subscription to the record kinds and one task (an internal quiet
-action of the host) that reads it and calls the matching handlers, in record order. A handler
+runs, `Alarms` keeps one subscription to the record kinds and one task (in the host's
+service group, not counted as a running action) that reads it and calls the matching
+handlers, in record order. A handler
 that raises is recorded as ``scheduler.alarm_failed``; the scheduler carries on. Handlers live
 in memory: register them again after a restart.
 """
@@ -23,13 +24,11 @@ if TYPE_CHECKING:
     from .._log import Log, Subscription
     from ._host import JobHost
 
-__all__ = ["ALARM", "AlarmHandler", "Alarms", "check_statuses"]
+__all__ = ["AlarmHandler", "Alarms", "check_statuses"]
 
 #: A failure handler: called with the job and its execution record; may be async.
 AlarmHandler = Callable[[Job, ExecutionRecord], Awaitable[None] | None]
 
-#: The internal action that reads the record feed and calls the handlers.
-ALARM: Final = "timecontrol.scheduler_alarms"
 # Jobs removed recently, whose last records may still reach a handler.
 _REMEMBER: Final = 256
 
@@ -97,9 +96,10 @@ class Alarms:
     def _open(self, log: Log) -> None:
         if self._feed is None and self.handlers and not log.closed:
             self._feed = log.subscribe(kinds=RECORD_KINDS)
-        if self._feed is not None and not self._reading:
+        group = self._host.service_group
+        if self._feed is not None and not self._reading and group is not None:
             self._reading = True
-            self._host.submit_trusted(ALARM, log.clock.time(), None, "scheduler", -1, "alarms")
+            group.start_soon(self.read, name="timecontrol-scheduler-alarms")
 
     async def read(self) -> None:
         """The feed's task: call the handlers for each record, in order, until it closes."""
@@ -119,7 +119,8 @@ class Alarms:
         status = STATUS_OF_KIND[event.kind]
         job_id = event.subject
         matching = [
-            h for h, only, statuses in self.handlers
+            h
+            for h, only, statuses in self.handlers
             if status in statuses and (only is None or only == job_id)
         ]
         if not matching:
@@ -154,4 +155,3 @@ class Alarms:
                 "traceback": _safe("".join(tb_module.format_exception(exc))),
             },
         )
-

@@ -155,9 +155,7 @@ def _walk(
     return t
 
 
-def _grace_edge(
-    after: After, t: float, until: float, grace: float, now: float
-) -> float | None:
+def _grace_edge(after: After, t: float, until: float, grace: float, now: float) -> float | None:
     """The first fire time after `t`, up to `until`, within `grace` (None if there is none)."""
     edge = after(max(t, now - grace - 1.0))
     while edge is not None and edge <= until and beyond_grace(grace, edge, now):
@@ -206,6 +204,8 @@ def _settle_grid(
     if nxt_first is not None and nxt_first != grid.point(k0 + 1):
         return None  # a window or a limit cuts the grid: walk it
     hi = max(hi, k0)
+    if hi > k0 and after(grid.point(hi - 1)) != grid.point(hi):
+        return None  # the trigger stops before `until` (a window, a limit): walk it
     kg = k0
     if grace is not None:
         edge = grid.index_at_or_before(now - grace)

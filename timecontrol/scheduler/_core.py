@@ -2,8 +2,9 @@
 
 `SchedulerCore` holds what every part of the scheduler works on (the jobs, the host, the
 attached Log and store) and the few operations they all use. The fire path (`_fire.py`), the
-lifecycle and operations (`_scheduler.py`) build on it; persistence (`_persist.py`), alarms
-(`_alarms.py`) and history (`_history.py`) are separate objects and functions.
+lifecycle (`_lifecycle.py`) and the operations (`_scheduler.py`) build on it, in that order;
+persistence (`_persist.py`), alarms (`_alarms.py`), history (`_history.py`) and backlog
+arithmetic (`_backlog.py`) are separate objects and functions.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class SchedulerCore:
     ) -> Backlog:
         """The job's fire times from `first` to `until`, split by the misfire rule."""
         after: Callable[[float], float | None] = lambda t: self._after(st, t)  # noqa: E731
+        end = st.job.end
+        if end is not None and end < until:
+            until = max(end, first)  # no fire time lies beyond the window's end
         if st.grid_for is not st.job.trigger:
             self._after(st, first)  # (binds the grid for this trigger)
         grid = st.grid if st.grid_for is st.job.trigger else None
@@ -210,4 +214,3 @@ class SchedulerCore:
     def _put(self, st: JobState, now: float) -> None:
         if self._persist is not None:
             self._persist.store.put_job(st.job.id, _json.encode(st.job.to_json()), now)
-

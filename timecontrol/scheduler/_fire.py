@@ -504,23 +504,23 @@ class FirePath(SchedulerCore):
 
     async def _wait_durable(self, seq: int) -> None:
         """Return once event `seq` is committed. Runs that start together share one flush:
-        the first waits for the writer, the others for it."""
+        the first waits for the writer, the others for it (and flush again themselves if
+        their start came after that flush began)."""
         log = self._log
         assert log is not None
         sink = log.sink
         while getattr(sink, "durable_seq", -1) < seq:
             flushing = self._flushing
-            if flushing is None:
-                flushing = self._flushing = anyio.Event()
-                try:
-                    await log.flush()
-                finally:
-                    self._flushing = None
-                    flushing.set()
-                if not hasattr(sink, "durable_seq"):
-                    return
-            else:
+            if flushing is not None:
                 await flushing.wait()
+                continue
+            flushing = self._flushing = anyio.Event()
+            try:
+                await log.flush()  # everything written so far, `seq` included
+            finally:
+                self._flushing = None
+                flushing.set()
+            return
 
     async def _ensure_horizon(self, fire: float) -> None:
         """Return once the committed start horizon reaches `fire` (commits it if needed)."""

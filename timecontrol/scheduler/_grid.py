@@ -82,7 +82,6 @@ class Grid:
             s = r / _US
         return s if r < _HIGH_US else None
 
-
     def point(self, k: int) -> float:
         """The `k`-th grid point (k = 0 is the anchor) as POSIX seconds, as the trigger
         returns it (``datetime.timestamp()`` of whole microseconds)."""

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from .._clock import Clock
     from .._log import Log
     from .._schedule import Intent, Schedule
@@ -47,7 +49,13 @@ class JobHost(Protocol):
 
     @property
     def actions(self) -> Mapping[str, Action]:
-        """The registered actions by name (a copy or a read-only view)."""
+        """The user's registered actions by name (a copy or a read-only view)."""
+        ...
+
+    @property
+    def service_group(self) -> TaskGroup | None:
+        """A task group for a part's long-lived task while dispatch runs (else None); its
+        tasks are not counted as running actions. The alarms' reader runs there."""
         ...
 
     def action(self, func: A, /, *, name: str | None = None, record: bool = True) -> A:

@@ -254,6 +254,8 @@ def check_text(label: str, value: object) -> str:
     """`value` if it is a str that UTF-8 can store; `JobSpecError` naming `label` otherwise."""
     if not isinstance(value, str):
         raise JobSpecError(f"{label} must be a str, got {_short(value)} ({type(value).__name__})")
+    if value.isascii():
+        return value  # (the usual case, decided in C)
     try:
         value.encode()
     except UnicodeEncodeError as exc:
@@ -432,7 +434,8 @@ def _from_stored(stored: _StoredJob) -> Job:
         )
     if not isinstance(stored.trigger, dict) or "type" not in stored.trigger:
         raise JobSpecError(f"job {stored.id!r}: its trigger {_short(stored.trigger)} has no type")
-    fields = {f: getattr(stored, f) for f in Job.__struct_fields__}
+    fields = msgspec.structs.asdict(stored)
+    del fields["version"]
     fields["trigger"] = trigger_from_spec(stored.trigger)
     for label in ("id", "action", "name", "description"):
         check_text(label, fields[label])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .._exceptions import StoreError
+from .._exceptions import StoreError, StoreReadOnlyError
 from ..stores._jobs import JobStore
 from ..stores._sqlite import SQLiteLog
 from ._fire import FirePath
@@ -67,6 +67,16 @@ class Lifecycle(FirePath):
         if not self._attached and not log.closed:
             self._attach()  # (a host that does not call the hook itself)
 
+    def _check_writable(self) -> None:
+        """`StoreReadOnlyError` before a change to jobs kept in a store opened read-only."""
+        self._ensure_attached()
+        persist = self._persist
+        if persist is not None and persist.store.readonly:
+            raise StoreReadOnlyError(
+                f"the jobs of {str(persist.store.path)!r} are read-only here (the store was "
+                "opened with readonly=True): open it for writing to change them"
+            )
+
     def _resync(self, persist: Persistence, log: Log) -> None:
         stored = persist.store.load(()).specs
         now = self._now_or(0.0) or 0.0
@@ -93,6 +103,7 @@ class Lifecycle(FirePath):
         self._alarms.start(log)
         persist = self._persist
         if persist is not None:
+            settle_crash(self, persist, now)
             for job_id in persist.unreported:
                 reason = self._quarantined.get(job_id, "")
                 log._emit("scheduler.quarantined", job_id, {"reason": reason})
@@ -100,7 +111,6 @@ class Lifecycle(FirePath):
                 log._emit("scheduler.restored", "scheduler", persist.report)
             persist.report = {}
             persist.unreported.clear()
-            settle_crash(self, persist, now)
         for job_id in sorted(self._unannounced):
             st = self._jobs.get(job_id)
             if st is not None:
@@ -153,13 +163,17 @@ class Lifecycle(FirePath):
             await self._persist.store.flush()
 
     async def aclose(self) -> None:
-        """Flush and detach from the store (what `_stopping` does); idempotent. Kept for
-        code that closed a scheduler it made itself; the engine does this on stop."""
-        if self._attached:
+        """Flush, and detach from the store unless dispatch runs (what `_stopping` does
+        when the engine stops); idempotent. Kept for code that closed a scheduler itself."""
+        if self._dispatching:
+            await self.flush()
+        elif self._attached:
             await self._stopping()
 
     def close(self) -> None:
-        """Detach from the store without flushing (after its Log was closed). Idempotent."""
-        self._alarms.stop()
-        self._persist = None
-        self._attached = False
+        """Detach from the store without flushing (after its Log was closed); a no-op
+        while dispatch runs. Idempotent."""
+        if not self._dispatching:
+            self._alarms.stop()
+            self._persist = None
+            self._attached = False

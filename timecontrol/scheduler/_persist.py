@@ -76,8 +76,13 @@ def restore(core: SchedulerCore, persist: Persistence) -> None:
     ignored = loaded.ignored
     for event in loaded.replay:
         st_or_none = core._jobs.get(event.subject)
-        if st_or_none is not None and not _replay(core, st_or_none, event):
-            ignored += 1
+        if st_or_none is None:
+            continue
+        try:
+            if not _replay(core, st_or_none, event):
+                ignored += 1
+        except Exception as exc:  # its trigger failed: that job alone is set aside
+            _quarantine(core, persist, event.subject, exc)
     for job_id, st in core._jobs.items():
         if st.inflight:
             for ref, info in st.inflight.items():
@@ -119,6 +124,13 @@ def _load_one(core: SchedulerCore, loaded: LoadedJobs, job_id: str, text: str) -
         if row[2]:
             st.inflight = {ref: list(info) for ref, info in row[2].items()}
     return st
+
+
+def _quarantine(core: SchedulerCore, persist: Persistence, job_id: str, exc: Exception) -> None:
+    """Set a loaded job aside (its rows stay in the file), for a failure while settling it."""
+    core._jobs.pop(job_id, None)
+    core._quarantined[job_id] = f"its trigger failed while it was restored: {exc!r:.300}"
+    persist.unreported.append(job_id)
 
 
 def _number(value: object) -> bool:
@@ -186,7 +198,10 @@ def settle_crash(core: SchedulerCore, persist: Persistence, now: float) -> None:
     horizon, persist.crash_horizon = persist.crash_horizon, None
     if horizon is not None:
         for st in list(core._jobs.values()):
-            _flag_uncertain(core, st, horizon, now)
+            try:
+                _flag_uncertain(core, st, horizon, now)
+            except Exception as exc:  # its trigger failed: that job alone is set aside
+                _quarantine(core, persist, st.job.id, exc)
 
 
 def _flag_uncertain(

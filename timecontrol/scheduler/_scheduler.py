@@ -18,9 +18,9 @@ from uuid import uuid4
 
 import msgspec
 
-from .._exceptions import UnknownActionError
+from .._exceptions import EngineStateError, UnknownActionError
 from ._actions import check_arguments, check_modules, import_action
-from ._alarms import ALARM, AlarmHandler, Alarms, check_statuses
+from ._alarms import AlarmHandler, Alarms, check_statuses
 from ._core import FIRE, utc
 from ._errors import DuplicateJobError, JobArgumentsError, JobNotFoundError, JobSpecError
 from ._fire import HORIZON
@@ -95,7 +95,6 @@ class Scheduler(Lifecycle):
         self._init_state(host, allowed)
         # The scheduler writes its own records (job.*): no action.* events for its wrappers.
         host.intent_action(self._fire, FIRE)
-        host.action(self._alarms.read, name=ALARM, record=False)
         host.action(self._horizon_action, name=HORIZON, record=False)
 
     def _init_state(self, host: JobHost, allowed: tuple[str, ...]) -> None:
@@ -198,7 +197,7 @@ class Scheduler(Lifecycle):
         register it again after a restart). See `Job` for the options.
         """
         check_options(spec)
-        self._ensure_attached()
+        self._check_writable()
         for flag, value in (("replace_existing", replace_existing), ("reset_state", reset_state)):
             if not isinstance(value, bool):
                 raise JobSpecError(f"{flag} must be True or False, got {value!r:.100}")
@@ -249,9 +248,7 @@ class Scheduler(Lifecycle):
         self._put(st, now)
         self._push(st)
 
-    def _plan(
-        self, st: JobState, job: Job, reset: bool
-    ) -> tuple[set[str], float | None, bool]:
+    def _plan(self, st: JobState, job: Job, reset: bool) -> tuple[set[str], float | None, bool]:
         """What a checked change will do: (changed fields, the new next fire time, whether
         it must be computed later). A new trigger is asked for its first fire time here, so
         that one that fails is bad input, found before anything changes."""
@@ -329,6 +326,7 @@ class Scheduler(Lifecycle):
         next fire time. ``enabled`` pauses or resumes it. Everything is checked first:
         invalid changes raise and leave the job (and the store) unchanged.
         """
+        self._check_writable()
         st = self._get(job_id)
         if "id" in changes:
             raise JobSpecError("a job's id cannot change; remove it and add a new one")
@@ -344,8 +342,6 @@ class Scheduler(Lifecycle):
         if fn is not None:
             check_arguments(fn, job.kwargs, f"job {job_id!r}")
         _json_payload(job)
-        if register is not None:
-            self._host.action(register, name=job.action)
         wanted = job.enabled
         job = msgspec.structs.replace(job, enabled=st.job.enabled)
         plan = self._plan(st, job, False)
@@ -382,6 +378,7 @@ class Scheduler(Lifecycle):
 
     def remove_job(self, job_id: str) -> Job:
         """Remove a job (its runs in progress finish and are recorded); returns its definition."""
+        self._check_writable()
         st = self._get(job_id)
         self._cancel_intent(st)
         del self._jobs[job_id]
@@ -414,9 +411,12 @@ class Scheduler(Lifecycle):
         """Job definitions, optionally only enabled/disabled ones or those with any of `tags`."""
         if enabled is not None and not isinstance(enabled, bool):
             raise JobSpecError(f"enabled must be True, False or None, got {enabled!r:.100}")
-        if tags is not None and not isinstance(tags, str | Collection):
+        if tags is not None and not (
+            isinstance(tags, str)
+            or (isinstance(tags, Collection) and all(isinstance(t, str) for t in tags))
+        ):
             raise JobSpecError(f"tags must be a tag or a list of tags, got {tags!r:.100}")
-        wanted = None if tags is None else ({tags} if isinstance(tags, str) else set(tags))
+        wanted = None if tags is None else {tags} if isinstance(tags, str) else set(tags)
         self._ensure_attached()
         return [
             st.job
@@ -448,6 +448,7 @@ class Scheduler(Lifecycle):
 
     def pause_job(self, job_id: str) -> Job:
         """Pause a job: it starts nothing until resumed (fire times meanwhile are skipped)."""
+        self._check_writable()
         st = self._get(job_id)
         if st.job.enabled:
             self._pause_job(st)
@@ -467,6 +468,7 @@ class Scheduler(Lifecycle):
 
     def resume_job(self, job_id: str) -> Job:
         """Resume a paused job; the fire times it slept through get one ``skipped`` record."""
+        self._check_writable()
         st = self._get(job_id)
         if st.job.enabled:
             return st.job
@@ -495,9 +497,13 @@ class Scheduler(Lifecycle):
         its record says ``manual=True``, and it does not count towards `max_executions`.
         With a store its start is committed before the action runs.
         """
+        self._check_writable()
         st = self._get(job_id)
         if not self._dispatching:
-            raise JobSpecError(f"run_job({job_id!r}): the engine is not running; start it first")
+            raise EngineStateError(
+                f"run_job({job_id!r}): the engine is not running; start it first (a manual run "
+                "is a request for now, not for whenever the engine starts)"
+            )
         try:
             plain = msgspec.json.decode(_json.encode(overrides))
         except (TypeError, ValueError, msgspec.EncodeError, OverflowError, RecursionError) as exc:
@@ -661,4 +667,3 @@ def _same_trigger(old: dict[str, Any], new: dict[str, Any]) -> bool:
     and re-declaring it at every start must not restart its phase.
     """
     return old.keys() == new.keys() and all(new[k] is None or new[k] == old[k] for k in new)
-

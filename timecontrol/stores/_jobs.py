@@ -50,7 +50,7 @@ from typing import Any, Final, cast
 import msgspec
 
 from .._events import Event, event_from_row
-from .._exceptions import StoreError, StoreVersionError, TimeControlError
+from .._exceptions import StoreError, StoreReadOnlyError, StoreVersionError, TimeControlError
 from ._sqlite import SQLiteLog, insert_rows
 from ._sqlite_file import read_with
 
@@ -126,7 +126,10 @@ class JobStore:
         self._tables = False  # set on the writer thread once the tables exist
         self._tables_asked = False
         self.watermark = 0
-        sink.add_cycle_hook(self._take)
+        #: True for a sink opened read-only: jobs are loaded, never written.
+        self.readonly: bool = getattr(sink, "readonly", False) is True
+        if not self.readonly:
+            sink.add_cycle_hook(self._take)
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -141,6 +144,8 @@ class JobStore:
         return loaded
 
     def _ensure_tables(self) -> None:
+        if self.readonly:
+            raise StoreReadOnlyError(f"the jobs of {str(self.path)!r} were opened read-only")
         if not self._tables_asked:
             self._tables_asked = True
             self.sink.call_soon(self._create_tables)

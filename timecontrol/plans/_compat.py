@@ -1,0 +1,135 @@
+"""bluesky's names where bluesky is installed, ours where it is not, without importing it.
+
+Importing bluesky costs about 0.3 s and some 270 modules (it imports its run engine, event
+model, jsonschema, numpy), so nothing here imports it eagerly. A device that raises bluesky's
+`NoReplayAllowed`, or a caller that catches bluesky's `FailedStatus` or
+`RunEngineInterrupted`, has already imported ``bluesky.utils``: the classes are looked up in
+``sys.modules`` when they are needed, and our exceptions are raised as subclasses of both ours
+and bluesky's, so that ``except StatusFailed`` and ``except FailedStatus`` both catch them.
+
+`NoReplayAllowed` and `RunEngineInterrupted` as *public* names resolve to bluesky's own class
+when bluesky is installed (``timecontrol.plans.NoReplayAllowed``, through the package's
+module ``__getattr__``), else to ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import sys
+from typing import Any
+
+from .._exceptions import TimeControlError
+from ._errors import StatusFailed
+
+__all__ = [
+    "NoReplayAllowedBase",
+    "RunEngineInterruptedBase",
+    "bluesky_class",
+    "interrupted_error",
+    "is_no_replay",
+    "public_no_replay_allowed",
+    "public_run_engine_interrupted",
+    "status_failed",
+    "versions",
+]
+
+
+class NoReplayAllowedBase(TimeControlError):
+    """Raised by a device's ``pause()``: do not replay the messages since the last checkpoint
+    when the plan resumes (our class, used where bluesky is not installed)."""
+
+
+class RunEngineInterruptedBase(TimeControlError):
+    """``RE(plan)`` / ``RE.resume()`` of `SyncRunEngine` returned because the plan paused."""
+
+
+def bluesky_class(name: str) -> type[BaseException] | None:
+    """``bluesky.utils.<name>`` if bluesky's utilities are already imported, else None."""
+    module = sys.modules.get("bluesky.utils")
+    cls = getattr(module, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else None
+
+
+def is_no_replay(exc: BaseException) -> bool:
+    """True for our `NoReplayAllowedBase` and for bluesky's ``NoReplayAllowed``."""
+    if isinstance(exc, NoReplayAllowedBase):
+        return True
+    theirs = bluesky_class("NoReplayAllowed")
+    return theirs is not None and isinstance(exc, theirs)
+
+
+_MERGED: dict[tuple[type[BaseException], type[BaseException]], type[BaseException]] = {}
+
+
+def _merged(ours: type[BaseException], theirs: type[BaseException]) -> type[BaseException]:
+    # One subclass per pair, made once: `except ours` and `except theirs` both catch it.
+    cls = _MERGED.get((ours, theirs))
+    if cls is None:
+        cls = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
+        _MERGED[ours, theirs] = cls
+    return cls
+
+
+def status_failed(message: str, cause: BaseException | None) -> StatusFailed:
+    """A `StatusFailed` (also bluesky's ``FailedStatus`` when bluesky is loaded), with
+    `cause` as its ``__cause__``."""
+    theirs = bluesky_class("FailedStatus")
+    cls = StatusFailed if theirs is None else _merged(StatusFailed, theirs)
+    error = cls(message)
+    assert isinstance(error, StatusFailed)
+    error.__cause__ = cause
+    return error
+
+
+def interrupted_error(message: str) -> RunEngineInterruptedBase:
+    """The exception `SyncRunEngine` raises on a pause (also bluesky's
+    ``RunEngineInterrupted`` when bluesky is loaded)."""
+    theirs = bluesky_class("RunEngineInterrupted")
+    cls = RunEngineInterruptedBase if theirs is None else _merged(RunEngineInterruptedBase, theirs)
+    error = cls(message)
+    assert isinstance(error, RunEngineInterruptedBase)
+    return error
+
+
+def _public(name: str, ours: type[BaseException]) -> type[BaseException]:
+    try:
+        module = importlib.import_module("bluesky.utils")
+    except ImportError:
+        return ours
+    cls = getattr(module, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else ours
+
+
+def public_no_replay_allowed() -> type[BaseException]:
+    """bluesky's ``NoReplayAllowed`` if bluesky is installed (imports it), else ours."""
+    return _public("NoReplayAllowed", NoReplayAllowedBase)
+
+
+def public_run_engine_interrupted() -> type[BaseException]:
+    """bluesky's ``RunEngineInterrupted`` if bluesky is installed (imports it), else ours.
+
+    `SyncRunEngine` raises a subclass of both, so either catches its pauses.
+    """
+    return _public("RunEngineInterrupted", RunEngineInterruptedBase)
+
+
+_VERSIONED = ("timecontrol", "bluesky", "ophyd", "ophyd_async", "event_model")
+
+
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for name in _VERSIONED:
+        try:
+            found.append((name, importlib.metadata.version(name.replace("_", "-"))))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return tuple(found)
+
+
+def versions() -> dict[str, Any]:
+    """Versions of timecontrol and of the bluesky family that is installed, as bluesky puts
+    them in start documents (read from package metadata: nothing is imported)."""
+    return dict(_installed_versions())
