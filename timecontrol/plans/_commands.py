@@ -273,12 +273,11 @@ class CommandHandlers(RunCore):
             )
         # bluesky's precedence: the call's metadata, then the open_run message's, then the
         # plan's type and name, then the persistent metadata (run_engine.md).
-        md = {**self.md, **self._plan_md, **msg.kwargs, **self._metadata}
-        md.setdefault("versions", versions())
         self._scan_id = int(self.md.get("scan_id", self._scan_id)) + 1
         self.md["scan_id"] = self._scan_id  # persistent, as in bluesky's RE.md
+        md = {**self.md, **self._plan_md, **msg.kwargs, **self._metadata}
+        md.setdefault("versions", versions())
         start = {
-            "scan_id": self._scan_id,
             **md,
             "uid": new_uid(),
             "time": self.host.clock.time(),

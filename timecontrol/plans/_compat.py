@@ -67,7 +67,7 @@ def _merged(ours: type[BaseException], theirs: type[BaseException]) -> type[Base
     # One subclass per pair, made once: `except ours` and `except theirs` both catch it.
     cls = _MERGED.get((ours, theirs))
     if cls is None:
-        cls = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
+        cls = type(theirs.__name__, (ours, theirs), {"__module__": ours.__module__})
         _MERGED[ours, theirs] = cls
     return cls
 
@@ -115,12 +115,15 @@ def public_run_engine_interrupted() -> type[BaseException]:
     return _public("RunEngineInterrupted", RunEngineInterruptedBase)
 
 
-_VERSIONED = ("timecontrol", "bluesky", "ophyd", "ophyd_async", "event_model")
+_VERSIONED = ("bluesky", "ophyd", "ophyd_async", "event_model")
 
 
 @functools.cache
 def _installed_versions() -> tuple[tuple[str, str], ...]:
-    found: list[tuple[str, str]] = []
+    # timecontrol's own from the package (a checkout's metadata may be stale), the rest
+    # from their metadata, so that none of them is imported for it.
+    ours = getattr(sys.modules.get("timecontrol"), "__version__", None)
+    found: list[tuple[str, str]] = [] if ours is None else [("timecontrol", str(ours))]
     for name in _VERSIONED:
         try:
             found.append((name, importlib.metadata.version(name.replace("_", "-"))))

@@ -555,15 +555,17 @@ class Scheduler(Lifecycle):
     ) -> ExecutionRecord:
         """Wait for the job's next record with one of `statuses` (default: a finished run).
 
-        Reads the Log's records as they come (`Log.subscribe`); raises `JobSpecError` if the
-        Log closes (the engine stopped) first.
+        Reads the Log's records as they come (`Log.subscribe`); raises `EngineStateError` if
+        the Log closes (the engine stopped) first.
         """
         self._get(job_id)
         wanted = [KIND_OF_STATUS[s] for s in sorted(check_statuses(statuses))]
         async with self.log.subscribe(kinds=wanted, subjects=job_id) as feed:
             async for event in feed:
                 return ExecutionRecord.from_event(event)
-        raise JobSpecError(f"the engine stopped before job {job_id!r} recorded {sorted(statuses)}")
+        raise EngineStateError(
+            f"the engine stopped before job {job_id!r} recorded one of {sorted(statuses)}"
+        )
 
     def on_failure(
         self,
