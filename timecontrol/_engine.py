@@ -30,6 +30,7 @@ from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
 from .plans import RunEngine, RunResult, RunState
 from .scheduler import ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
+from .scheduler._job import JobChanges
 from .scheduler._scheduler import JobOptions
 from .triggers import Trigger
 
@@ -63,6 +64,11 @@ class Engine:
         clock: the Clock to use (default: `current_clock()`, virtual under timecontrol.testing).
             Its `monotonic()` must be the running loop's time (true of every timecontrol clock).
         ring_size: how many recent events the Log keeps in memory.
+        allowed_modules: modules whose functions stored jobs may name as ``"module:qualname"``
+            actions (registered action names always work); a stored job naming any other
+            module is quarantined, never imported: the store file is data, not code.
+        readonly: open the store file to read it (jobs, history, `log.query`) while another
+            process writes it; nothing is written, and the engine cannot be started.
 
     Use it as ``async with Engine() as engine:`` (asyncio and trio), or in ``python -m asyncio``
     with ``await engine.start()`` and ``await engine.stop()``. Jobs kept in the store come back
@@ -79,6 +85,8 @@ class Engine:
         *,
         clock: Clock | None = None,
         ring_size: int = 100_000,
+        allowed_modules: Collection[str] = (),
+        readonly: bool = False,
     ) -> None:
         if not (store is None or isinstance(store, str | os.PathLike | LogSink)):
             raise TimeControlError(
@@ -86,10 +94,15 @@ class Engine:
             )
         if isinstance(ring_size, bool) or not isinstance(ring_size, int) or ring_size < 1:
             raise TimeControlError(f"ring_size must be a positive int, got {ring_size!r}")
+        if readonly and not isinstance(store, str | os.PathLike):
+            raise TimeControlError(
+                f"readonly=True reads a store file; give its path as store, got {store!r}"
+            )
         self._store_arg = store
         self._ring_size = ring_size
+        self._readonly = bool(readonly)
         self._dispatcher = Dispatcher(clock, self._open_log, self._attach_parts)
-        self._scheduler = Scheduler(self._dispatcher)
+        self._scheduler = Scheduler(self._dispatcher, allowed_modules=allowed_modules)
         self._run_engine = RunEngine(self._dispatcher)
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -156,7 +169,7 @@ class Engine:
             return store
         from .stores import SQLiteLog
 
-        return SQLiteLog(Path(store))
+        return SQLiteLog(Path(store), readonly=self._readonly)
 
     def _attach_parts(self) -> None:
         # (The scheduler may open the Log while it is being built: nothing to attach yet.)
@@ -230,6 +243,11 @@ class Engine:
         with self._lock:
             if self._started:
                 raise EngineStateError("this engine is already running")
+            if self._readonly:
+                raise EngineStateError(
+                    f"this engine opened {self._store_arg!s} read-only (readonly=True): it reads "
+                    "jobs, history and events but cannot run; open it without readonly to run it"
+                )
             self._started = True
         try:
             self._dispatcher._forget_log()  # a restart: open the store again
@@ -371,12 +389,13 @@ class Engine:
 
         The options are `Scheduler.add_job`'s (see docs/scheduler.md): `id`, `kwargs`,
         `conflict`, `coalesce`, `misfire_grace`, `timeout`, `max_executions`, `start`, `end`,
-        `durable_start`, `replace_existing`, `on_failure`, `name`, `description`, `tags`,
-        `enabled`.
+        `durable_start`, `replace_existing` (re-declaring keeps an operator's pause unless
+        `reset_state=True`), `on_failure`, `name`, `description`, `tags`, `enabled`.
+        The action's signature is checked against `kwargs` now, not at the first fire time.
         """
         return self._scheduler.add_job(action, trigger, **options)
 
-    def update_job(self, job_id: str, **changes: Any) -> Job:
+    def update_job(self, job_id: str, **changes: Unpack[JobChanges]) -> Job:
         """Change a job's definition (see `Scheduler.update_job`)."""
         return self._scheduler.update_job(job_id, **changes)
 

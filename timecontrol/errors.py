@@ -41,9 +41,11 @@ from .plans import (
     UnknownCommandError,
 )
 from .scheduler import (
+    ActionNotAllowedError,
     DuplicateJobError,
     JobArgumentsError,
     JobNotFoundError,
+    JobOptionError,
     JobSpecError,
     PolicyError,
     SchedulerError,
@@ -59,6 +61,7 @@ from .triggers import (
 )
 
 __all__ = [
+    "ActionNotAllowedError",
     "ClockError",
     "CronSyntaxError",
     "DuplicateJobError",
@@ -69,6 +72,7 @@ __all__ = [
     "IntervalError",
     "JobArgumentsError",
     "JobNotFoundError",
+    "JobOptionError",
     "JobSpecError",
     "LimiterConfigError",
     "LimiterError",

@@ -62,7 +62,8 @@ def test_call_blocks_and_returns_the_run_uids(RE: SyncRunEngine) -> None:
     names: list[str] = []
     RE.subscribe(lambda name, doc: names.append(name))
     uids = RE(count([SimDetector("det")], num=2), sample="x")
-    assert isinstance(uids, tuple) and len(uids) == 1
+    assert isinstance(uids, tuple)
+    assert len(uids) == 1
     assert names == ["start", "descriptor", "event", "event", "stop"]
     assert RE.state == "idle"
     assert RE.md["scan_id"] == 1
@@ -171,7 +172,8 @@ def test_subs_are_for_one_plan_and_survive_its_pause(RE: SyncRunEngine) -> None:
             {"all": [lambda name, doc: every.append(name)], "start": []},
         )
     RE.resume()  # the subscription is still there while paused and after
-    assert every[0] == "start" and every[-1] == "stop"
+    assert every[0] == "start"
+    assert every[-1] == "stop"
     assert every.count("event") == 5
     RE(count([SimDetector("d")]), lambda name, doc: starts.append(name))
     assert starts == ["start", "descriptor", "event", "stop"]
@@ -218,7 +220,7 @@ def test_close_halts_a_paused_plan_and_stops_the_engine() -> None:
 
 
 def test_engine_argument_is_checked() -> None:
-    with pytest.raises(PlanArgumentError, match="timecontrol.Engine"):
+    with pytest.raises(PlanArgumentError, match=r"timecontrol\.Engine"):
         SyncRunEngine(engine="lab")
     engine = tc.Engine()
     with SyncRunEngine(engine=engine) as RE:

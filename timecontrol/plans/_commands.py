@@ -287,6 +287,8 @@ class CommandHandlers(RunCore):
         self._runs[msg.run] = run
         self._run_uids.append(run.uid)
         self._emit("start", start, run.uid)
+        if self.record_interruptions:
+            self._emit("descriptor", run.interruptions_descriptor(start["time"]), run.uid)
         self._reset_checkpoint()
         return run.uid
 

@@ -26,7 +26,8 @@ import anyio
 import anyio.abc
 
 from .._exceptions import EngineStateError, EventPayloadError
-from ._devices import await_status
+from ._compat import is_no_replay
+from ._devices import await_status, maybe_await
 from ._documents import DOCUMENT_NAMES, OpenRun
 from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._host import PlanHost
@@ -361,6 +362,15 @@ class RunCore:
         self._subscribers[token] = (name, callback)
         return token
 
+    def _record_interruption(self, content: str) -> None:
+        """An event in every open run's ``interruptions`` stream (if ``record_interruptions``
+        was on when the run opened): ``"pause"``, ``"resume"`` or a suspender's reason."""
+        now = self.host.clock.time()
+        for run in list(self._runs.values()):
+            doc = run.interruption(content, now)
+            if doc is not None:
+                self._emit("event", doc, run.uid)
+
     def _drop_call_tokens(self) -> None:
         for token in self._call_tokens:
             self._subscribers.pop(token, None)
@@ -408,13 +418,38 @@ class RunCore:
 
             await self._safely(obj, "stop", call)
 
-    async def _bring_devices_to_rest(self) -> None:
-        """On a pause or suspension: stop what moved, pause what can, forget the groups."""
+    async def _bring_devices_to_rest(self) -> list[str]:
+        """On a pause or suspension: stop what moved, pause what can, forget the groups.
+
+        Returns the names of the devices whose ``pause()`` raised ``NoReplayAllowed``
+        (bluesky's or ours): then nothing since the last checkpoint is replayed on resume,
+        as in bluesky, and the interrupted message is not answered by a replay.
+        """
         await self._stop_movables(success=True)
+        refused: list[str] = []
         for obj in list(self._seen.values()):
-            if callable(getattr(obj, "pause", None)):
-                await self._safely(obj, "pause", obj.pause)
+            if callable(getattr(obj, "pause", None)) and not await self._pause_device(obj):
+                refused.append(obj_name(obj) or repr(obj))
         self._groups.clear()
+        if refused:
+            self._reset_checkpoint()
+            self._replay.resume_into = None
+        return refused
+
+    async def _pause_device(self, obj: Any) -> bool:
+        """``obj.pause()``, bounded by the clean-up timeout; False if it refuses replay."""
+        try:
+            with anyio.move_on_after(self.cleanup_timeout) as scope:
+                await maybe_await(obj.pause())
+        except Exception as exc:
+            if is_no_replay(exc):
+                return False
+            self._cleanup_failed(obj_name(obj), "pause", f"{type(exc).__name__}: {exc}")
+            return True
+        if scope.cancelled_caught:
+            timeout = f"timed out after {self.cleanup_timeout} s"
+            self._cleanup_failed(obj_name(obj), "pause", timeout)
+        return True
 
     async def _resume_seen_devices(self) -> None:
         for obj in list(self._seen.values()):

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 import anyio
 
 from .._clock import Clock, current_clock
+from ._compat import status_failed
 from ._errors import StatusFailed
 from ._loop import LoopHandle
 
@@ -125,37 +126,51 @@ async def maybe_await(value: Any) -> Any:
 async def await_status(status: Any) -> Any:
     """Wait for whatever a device returned from ``set``/``trigger``/``stage``.
 
-    Accepts None (already done), anything awaitable (a coroutine, a `SimStatus`, a future) and
-    bluesky-style statuses with ``add_callback``, whose callback may come from any thread.
-    Raises `StatusFailed` if a bluesky-style status finished unsuccessfully.
+    Accepts None (already done), anything awaitable (a coroutine, a `SimStatus`, an
+    ophyd-async ``AsyncStatus``, a future) and bluesky-style statuses with ``add_callback``
+    (ophyd's), whose callback may come from any thread. Whatever the kind, a status that fails
+    raises `StatusFailed` with the device's exception as its ``__cause__`` (when bluesky is
+    loaded it is also bluesky's ``FailedStatus``); cancellation is never converted.
     """
     if status is None:
         return None
     if inspect.isawaitable(status):
-        return await status
+        try:
+            return await status
+        except StatusFailed as exc:
+            if type(exc) is not StatusFailed or exc.__cause__ is not None:
+                raise
+            cause: BaseException = exc  # ours, from a SimStatus stopped early: keep its text
+        except Exception as exc:
+            cause = exc
+        raise status_failed(f"{status!r} failed: {cause!r}", cause) from cause
     add_callback = getattr(status, "add_callback", None)
     if add_callback is None:
         return status  # a plain value: nothing to wait for
     if not getattr(status, "done", False):
-        done = anyio.Event()
-        handle = LoopHandle()
-
-        def finished(_status: Any) -> None:
-            # Driver statuses often finish in their own thread; only the loop may set the Event.
-            if handle.in_loop_thread():
-                done.set()
-            else:
-                handle.call_soon(done.set)
-
-        add_callback(finished)
-        await done.wait()
+        await _callback_done(status, add_callback)
     if getattr(status, "success", True) is False:
-        exc = None
+        error = None
         exception = getattr(status, "exception", None)
         if callable(exception):
-            exc = exception()
-        raise StatusFailed(f"{status!r} finished unsuccessfully: {exc!r}") from exc
+            error = exception()
+        raise status_failed(f"{status!r} finished unsuccessfully: {error!r}", error) from error
     return status
+
+
+async def _callback_done(status: Any, add_callback: Callable[..., Any]) -> None:
+    done = anyio.Event()
+    handle = LoopHandle()
+
+    def finished(_status: Any) -> None:
+        # Driver statuses often finish in their own thread; only the loop may set the Event.
+        if handle.in_loop_thread():
+            done.set()
+        else:
+            handle.call_soon(done.set)
+
+    add_callback(finished)
+    await done.wait()
 
 
 class SimStatus:

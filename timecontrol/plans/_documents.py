@@ -14,10 +14,12 @@ from typing import Any
 from .._events import reserve_kind
 from ._errors import IllegalMessageSequence
 
-__all__ = ["DOCUMENT_NAMES", "OpenRun", "new_uid"]
+__all__ = ["DOCUMENT_NAMES", "INTERRUPTIONS", "OpenRun", "new_uid"]
 
 #: The document names, in the order a run emits them.
 DOCUMENT_NAMES = ("start", "descriptor", "event", "stop")
+#: The stream that records pauses, resumes and suspensions (``record_interruptions``).
+INTERRUPTIONS = "interruptions"
 
 for _name, _doc in (
     ("run.start", "a run started; payload: the run start document (uid, time, scan_id, ...)"),
@@ -59,8 +61,15 @@ class OpenRun:
         self._seq_at_checkpoint = dict(self.seq)
 
     def rewind(self) -> None:
-        """Go back to the last checkpoint: counters restored, any open bundle dropped."""
+        """Go back to the last checkpoint: counters restored, any open bundle dropped.
+
+        The interruptions stream is not rewound: a pause is never replayed, so its events
+        keep counting on.
+        """
+        interruptions = self.seq.get(INTERRUPTIONS)
         self.seq = dict(self._seq_at_checkpoint)
+        if interruptions is not None:
+            self.seq[INTERRUPTIONS] = interruptions
         self.drop()
 
     # -- bundling ------------------------------------------------------------------------------
@@ -184,6 +193,30 @@ class OpenRun:
             "timestamps": timestamps,
             "filled": {},
         }
+
+    def interruptions_descriptor(self, now: float) -> dict[str, Any]:
+        """The descriptor of the ``interruptions`` stream (one string per pause or resume)."""
+        key = {"dtype": "string", "shape": [], "source": "RunEngine"}
+        doc = {
+            "uid": new_uid(),
+            "time": now,
+            "run_start": self.uid,
+            "name": INTERRUPTIONS,
+            "data_keys": {"interruption": key},
+            "object_keys": {},
+            "configuration": {},
+            "hints": {},
+        }
+        self.descriptors[INTERRUPTIONS] = (doc, ())
+        self.seq[INTERRUPTIONS] = 1
+        return doc
+
+    def interruption(self, content: str, now: float) -> dict[str, Any] | None:
+        """The next event of the ``interruptions`` stream, or None if it is not recorded."""
+        if INTERRUPTIONS not in self.descriptors or self.descriptors[INTERRUPTIONS][1]:
+            return None
+        reading = {"interruption": {"value": content, "timestamp": now}}
+        return self.event(INTERRUPTIONS, [(None, reading)], now)
 
     def stop(self, exit_status: str, reason: str, now: float) -> dict[str, Any]:
         """The run stop document."""

@@ -100,6 +100,7 @@ class Driver(RunCore):
 
     async def _resume_devices(self) -> None:
         # Inside the drive, so that stop(), panic() etc. see a driven plan meanwhile.
+        self._record_interruption("resume")
         await self._resume_seen_devices()
         replayed = self._replay.rewind(self._runs.values())
         self._record("plan.rewound", self._plan_uid, {"messages": replayed})
@@ -285,12 +286,13 @@ class Driver(RunCore):
             self._reason = "pause requested after clear_checkpoint: no checkpoint to resume from"
             return None
         self._set_state(_S.PAUSING)
+        self._record_interruption("pause")
         self.host.hold_dispatch(self._pause_holder)
         self._deferred = False
         interrupted = self._replay.interrupted()
         if interrupted is not None:
             self._replay.resume_into = interrupted
-        await self._bring_devices_to_rest()
+        no_replay = await self._bring_devices_to_rest()
         if self._request > PAUSE:
             if self._request == PANIC:
                 # Panicked while pausing: the plan stays paused under the panic.
@@ -299,7 +301,11 @@ class Driver(RunCore):
                 return self._paused_result()
             return None
         self._request = NONE
-        self._record("plan.paused", self._plan_uid, {"replay": len(self._replay.cache or ())})
+        self._record(
+            "plan.paused",
+            self._plan_uid,
+            {"replay": len(self._replay.cache or ()), "no_replay": no_replay},
+        )
         self._set_state(_S.PAUSED)  # skipped if a panic came meanwhile: it stays panicked
         return self._paused_result()
 
@@ -329,6 +335,7 @@ class Driver(RunCore):
             )
             return
         self._set_state(_S.SUSPENDING)
+        self._record_interruption(suspender.justification or "suspended")
         self._record(
             "plan.suspended",
             self._plan_uid,

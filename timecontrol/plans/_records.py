@@ -41,7 +41,11 @@ for _name, _doc in (
     ("run_engine.sigint", "Ctrl+C while a plan ran; payload: count, action"),
     ("plan.started", "a plan started; payload: metadata"),
     ("plan.finished", "a plan ended; payload: exit_status, reason, run_uids, interrupted"),
-    ("plan.paused", "a plan paused; payload: replay (messages to replay on resume)"),
+    (
+        "plan.paused",
+        "a plan paused; payload: replay (messages to replay on resume), no_replay (devices "
+        "whose pause() raised NoReplayAllowed)",
+    ),
     (
         "plan.msgs",
         "messages the run engine processed, in order, since the previous such event (flushed "

@@ -87,10 +87,14 @@ class SchedulerCore:
         if job.max_executions is not None and st.runs >= job.max_executions:
             return None
         after = t
+        trigger = job.trigger
         if job.start is not None and after < job.start:
+            if unbound_interval(trigger):
+                # An interval with no anchor of its own runs on the grid of the job's start
+                # (binding it one microsecond early put every run at hh:59:59.999999).
+                trigger.bind(datetime.fromtimestamp(job.start, UTC))
             # The trigger's own fire time at exactly `start` belongs to the window.
             after = job.start - 1e-6
-        trigger = job.trigger
         if st.grid_for is not trigger:
             st.grid = grid = grid_of(trigger)
             # (An interval without an anchor binds at its first next(): ask again after it.)

@@ -158,12 +158,46 @@ def check_sidecars(path: Path) -> None:
                 "timecontrol does not follow a symlink planted at that name. Remove it "
                 f"(the store {str(path)!r} was not opened)"
             )
-        if suffix == "-journal" and st.st_size > 0:
+        if suffix == "-journal" and st.st_size > 0 and _hot_journal_pages(side) != 0:
             raise StoreForeignError(
                 f"{str(path)!r} has a rollback journal ({side!r}) left by an interrupted write: "
                 "timecontrol's files never have one, so this is another program's database; "
                 f"timecontrol does not replay it. {_NOT_CHANGED}"
             )
+
+
+_JOURNAL_MAGIC: Final = bytes.fromhex("d9d505f920a163d7")
+
+
+def _hot_journal_pages(side: str) -> int | None:
+    """The database size (pages) a rollback journal would restore, or None if not hot.
+
+    0 means the journal began on an empty file: a crash while timecontrol created the file
+    (switching a new file to WAL is itself a rollback-journal write). Replaying it would only
+    empty the file again, so such a file is treated as new (see `discard_creation_journal`).
+    """
+    try:
+        with open(side, "rb") as f:
+            head = f.read(28)
+    except OSError:
+        return None
+    if len(head) < 28 or head[:8] != _JOURNAL_MAGIC:
+        return None  # zeroed or torn header: SQLite ignores such a journal too
+    return int.from_bytes(head[16:20], "big")
+
+
+def discard_creation_journal(path: Path) -> bool:
+    """After a crash during a file's creation: empty the file and drop its journal.
+
+    Called with the writer lock held. True if it did so; only for a journal whose replay
+    would leave an empty file (nothing that was ever committed is lost).
+    """
+    side = os.path.realpath(path) + "-journal"
+    if _hot_journal_pages(side) != 0:
+        return False
+    os.truncate(os.path.realpath(path), 0)
+    os.unlink(side)
+    return True
 
 
 def _wal_size(path: Path) -> int:

@@ -34,6 +34,7 @@ from ._sqlite_file import (
     check_header,
     check_links,
     check_sidecars,
+    discard_creation_journal,
     inspect_schema,
     quick_check,
     read_with,
@@ -132,6 +133,7 @@ def open_writer(
     conn: sqlite3.Connection | None = None
     try:
         check_links(lock.fd, path)
+        discard_creation_journal(path)
         size = check_header(lock.fd, path)
 
         def check(ro: sqlite3.Connection | None) -> tuple[int, int]:

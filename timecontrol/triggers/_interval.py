@@ -91,6 +91,12 @@ class IntervalTrigger(TriggerBase):
         if self._rules is None:
             self._set_zone(*zone_of(anchor))
 
+    def bind(self, anchor: datetime) -> None:
+        """Fix an unbound interval's grid at `anchor` (then its first fire time); a bound one
+        keeps its anchor. The scheduler binds a job's interval at the job's `start`."""
+        if self._anchor is None:
+            self._bind(require_instant(anchor, "anchor"))
+
     @property
     def is_bound(self) -> bool:
         """False until an anchor is given or bound by the first `next()`."""

@@ -282,6 +282,12 @@ def duration_us(
             f"{name}={shown(value)} is not a duration; pass seconds as an int or float, "
             f"or a datetime.timedelta"
         )
+    if (
+        0 < us <= MAX_US
+        or (us == 0 and allow_zero)
+        or (us < 0 and allow_negative and -us <= MAX_US)
+    ):
+        return us  # the common case: no message to build (startup reads 100k of these)
     text = shown(value)
     if isinstance(value, timedelta):
         text += f" ({us / US_PER_S:g} s)"

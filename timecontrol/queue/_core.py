@@ -1,0 +1,174 @@
+"""The queue's shared core: its host, its model, recording, and the executor's live state.
+
+Everything that changes the queue goes through `QueueCore._record`: the event is written to
+the Log first and the *same* event is then applied to the model, so that memory is exactly
+the fold of the Log that a restart rebuilds (`QueueModel.apply`). The layers above add the
+edits (`._edits`), the executor (`._executor`), the verbs and lifecycle (`._control`) and the
+public reads (`._queue`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._events import Event
+from ._checks import Checks
+from ._delays import Delay
+from ._errors import ItemNotFoundError, QueueArgumentError, QueueStateError
+from ._eta import Durations
+from ._items import ItemRecord, ItemStatus
+from ._model import QueueModel
+from ._prompts import Prompts
+from ._registry import PlanRegistry
+
+if TYPE_CHECKING:
+    from .._clock import Clock
+    from .._log import Log
+    from ..plans import RunEngine
+    from ._host import QueueHost
+
+__all__ = ["QueueCore"]
+
+
+class QueueCore:
+    """State shared by the queue's layers (see the module docstring)."""
+
+    def __init__(self, host: QueueHost, run_engine: RunEngine) -> None:
+        self._host = host
+        self._run_engine = run_engine
+        self._model = QueueModel()
+        self._plans = PlanRegistry()
+        self._checks = Checks()
+        self._durations = Durations()
+        self._prompts = Prompts(lambda: self._host.clock, self._record)
+        self._log: Log | None = None  # the Log attached to (None before the first)
+        self._restored = False  # the model holds what the store held
+        self._restore_pending = False  # restore through `log.query` once started
+        # -- the executor's live state (not durable: the Log keeps what matters) --
+        self._exec_scope: anyio.CancelScope | None = None
+        self._exec_done: anyio.Event | None = None
+        self._monitor_scope: anyio.CancelScope | None = None
+        self._activity: str | None = None
+        self._stop_request: str | None = None  # why the executor is to stop (None: go on)
+        self._last_stop: str | None = None  # why it last stopped
+        self._held = False  # the queue's own hold (a pause while no plan runs)
+        self._wake: anyio.Event | None = None
+        self._delay: Delay | None = None
+        self._current: ItemRecord | None = None  # the item whose plan is in flight
+        self._current_t0 = 0.0  # its start, on the monotonic clock
+        self._plan_uid = ""  # its plan execution, once known
+        self._paused_plan: str | None = None  # a paused plan of ours that the executor awaits
+        self._foreign_end: dict[str, Any] | None = None  # its plan.finished, if it ended
+        self._resume_wanted: list[Any] = []  # pending resume requests (see `_control`)
+        self._progress: dict[str, int] = {}  # max seq_num per descriptor of the current item
+        self._expected: int | None = None  # events the current item's runs announced
+        run_engine.subscribe(self._on_document)
+
+    # -- host access ---------------------------------------------------------------------------
+
+    @property
+    def _clock(self) -> Clock:
+        return self._host.clock
+
+    @property
+    def executing(self) -> bool:
+        """True while the queue executes (from `start` until it stops or finishes)."""
+        return self._exec_done is not None
+
+    def _record(self, kind: str, subject: str, payload: dict[str, Any]) -> Event:
+        """Write a queue event to the Log and apply the same event to the model."""
+        event = self._host.log._emit(kind, subject, payload)
+        self._model.apply(event)
+        self._durations.feed(event)
+        return event
+
+    def _ensure_ready(self) -> None:
+        """Make sure the model holds what the store held before it is read or changed."""
+        if not self._restored and not self._restore_pending:
+            self._host.log  # noqa: B018 -- the owner attaches its parts when it opens a Log
+            if not self._restored and not self._restore_pending:
+                self._attach()  # (a host that does not call the hook itself)
+        if self._restore_pending:
+            raise QueueStateError(
+                "the queue is being read back from its store (a custom LogSink is read once "
+                "the engine has started); try again in a moment"
+            )
+
+    def _attach(self) -> None:
+        """Lifecycle hook, defined by the lifecycle layer (`._control`)."""
+        raise NotImplementedError
+
+    def _rebuild(self, events: Iterable[Event]) -> None:
+        """Replace the model by the fold of `events` (a restore)."""
+        model = QueueModel()
+        durations = Durations()
+        for event in events:
+            model.apply(event)
+            durations.feed(event)
+        self._model, self._durations = model, durations
+        self._restored = True
+
+    # -- waking the executor -------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        """Wake the executor: something it waits for may have changed."""
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.set()
+
+    async def _nap(self) -> None:
+        """Wait until poked. Callers check their condition first; no await in between, so
+        no poke can be lost."""
+        wake = self._wake = anyio.Event()
+        await wake.wait()
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def _item(self, uid: object) -> ItemRecord:
+        item = self._model.items.get(uid) if isinstance(uid, str) else None
+        if item is None:
+            raise ItemNotFoundError(
+                f"no queue item with uid {uid!r}; items: {list(self._model.items)[:20]}"
+            )
+        return item
+
+    def _queue_name(self, name: object) -> str:
+        if not isinstance(name, str) or name not in self._model.queues:
+            raise ItemNotFoundError(
+                f"no queue named {name!r}; queues: {self._model.order} "
+                "(add one with queue.add_queue(name))"
+            )
+        return name
+
+    def _not_running(self, item: ItemRecord, what: str) -> None:
+        if item.status is ItemStatus.RUNNING:
+            raise QueueStateError(
+                f"cannot {what} item {item.uid!r}: it is running; truncate() or abort() it "
+                "first, or change it once it has ended"
+            )
+
+    @staticmethod
+    def _check_flag(value: object, what: str) -> bool:
+        if not isinstance(value, bool):
+            raise QueueArgumentError(f"{what} must be True or False, got {value!r}")
+        return value
+
+    # -- progress from run documents -----------------------------------------------------------
+
+    def _on_document(self, name: str, doc: dict[str, Any]) -> None:
+        """Run-engine subscriber: counts the current item's events (never raises)."""
+        current = self._current
+        if current is None:
+            return
+        if name == "start" and doc.get("queue_item") == current.uid:
+            points = doc.get("num_points")
+            if isinstance(points, int) and not isinstance(points, bool):
+                self._expected = (self._expected or 0) + points
+        elif name == "event":
+            key = str(doc.get("descriptor", ""))
+            seq = doc.get("seq_num")
+            if isinstance(seq, int) and seq > self._progress.get(key, 0):
+                self._progress[key] = seq
