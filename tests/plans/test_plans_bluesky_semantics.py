@@ -104,3 +104,108 @@ async def test_other_pause_errors_are_logged_and_the_window_replayed() -> None:
         assert objs(engine, "null") == [("A", False), ("A", True), ("B", False)]
         (failed,) = engine.log.recent(kinds="plan.cleanup_failed")
         assert failed.payload["step"] == "pause"
+
+
+# -- record_interruptions ------------------------------------------------------------------------
+
+
+@vt
+async def test_record_interruptions_adds_a_stream_of_pauses_and_resumes() -> None:
+    event_model = pytest.importorskip("event_model")
+    async with running() as (_engine, re):
+        re.record_interruptions = True
+        out: list[tuple[str, dict[str, Any]]] = []
+        re.subscribe(lambda name, doc: out.append((name, doc)))
+        result = await pause_and_resume(re, sleepy_plan(SimDetector("det")))
+        assert result.exit_status == "success"
+        for name, doc in out:
+            event_model.schema_validators[event_model.DocumentNames[name]].validate(doc)
+        descriptors = {doc["name"]: doc for name, doc in out if name == "descriptor"}
+        assert descriptors["interruptions"]["data_keys"] == {
+            "interruption": {"dtype": "string", "shape": [], "source": "RunEngine"}
+        }
+        uid = descriptors["interruptions"]["uid"]
+        marks = [
+            (doc["seq_num"], doc["data"]["interruption"])
+            for name, doc in out
+            if name == "event" and doc["descriptor"] == uid
+        ]
+        assert marks == [(1, "pause"), (2, "resume")]
+        primary = [
+            doc["seq_num"]
+            for name, doc in out
+            if name == "event" and doc["descriptor"] == descriptors["primary"]["uid"]
+        ]
+        assert primary == [1, 1]  # the replayed reading keeps its number
+        stop = out[-1][1]
+        assert stop["num_events"] == {"interruptions": 2, "primary": 1}
+
+
+@vt
+async def test_interruptions_are_not_recorded_by_default() -> None:
+    async with running() as (engine, re):
+        await pause_and_resume(re, sleepy_plan(SimDetector("det")))
+        assert [d["name"] for d in docs(engine, "descriptor")] == ["primary"]
+
+
+# -- a pause requested by a called function, inside the replay window ----------------------------
+
+
+@vt
+@pytest.mark.parametrize("defer", [False, True])
+async def test_a_call_that_pauses_does_not_pause_again_when_replayed(defer: bool) -> None:
+    async with running() as (engine, re):
+        calls: list[int] = []
+
+        def ask_for_pause() -> None:
+            calls.append(1)
+            re.request_pause(defer=defer)
+
+        def plan() -> Any:
+            yield Msg("open_run")
+            yield Msg("checkpoint")
+            yield Msg("call", ask_for_pause)
+            yield Msg("null", "after")
+            yield Msg("checkpoint")
+            yield Msg("close_run")
+
+        result = await re.run(plan())
+        assert result.paused
+        result = await re.resume()
+        assert result.exit_status == "success"
+        expected_calls = 1 if defer else 2  # a hard pause replays the call, once
+        assert len(calls) == expected_calls
+        requests = engine.log.recent(kinds="run_engine.pause_requested")
+        ignored = [e.payload.get("ignored") for e in requests]
+        assert ignored == ([None] if defer else [None, "replayed call"])
+
+
+@vt
+async def test_others_can_still_pause_during_a_replayed_call(virtual_clock: Any) -> None:
+    async with running() as (_engine, re):
+        first = True
+
+        async def slow_call() -> None:
+            nonlocal first
+            if first:
+                first = False
+                re.request_pause()  # from the plan's own call: the replay must not repeat it
+            await anyio.sleep(2)
+
+        def plan() -> Any:
+            yield Msg("checkpoint")
+            yield Msg("call", slow_call)
+            yield Msg("checkpoint")
+
+        result = await re.run(plan())
+        assert result.paused
+
+        async def operator() -> None:
+            await anyio.sleep(1)  # during the replayed call's sleep
+            re.request_pause()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(operator)
+            result = await re.resume()
+        assert result.paused  # the operator's pause, from another task, is honoured
+        assert (await re.resume()).exit_status == "success"

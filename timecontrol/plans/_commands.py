@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from ._compat import versions
-from ._core import PAUSE, SUSPEND, RunCore
+from ._core import PAUSE, REPLAYED_CALL, SUSPEND, RunCore
 from ._devices import await_status, maybe_await
 from ._documents import OpenRun, new_uid
 from ._errors import IllegalMessageSequence, PlanArgumentError, StatusFailed
@@ -233,7 +233,14 @@ class CommandHandlers(RunCore):
         fn = msg.obj
         if not callable(fn):
             raise PlanArgumentError(f"'call' needs a callable as obj, got {fn!r}")
-        return await maybe_await(fn(*msg.args, **msg.kwargs))
+        frames = self._replay.frames
+        if not (frames and frames[-1].replay):
+            return await maybe_await(fn(*msg.args, **msg.kwargs))
+        token = REPLAYED_CALL.set(True)
+        try:
+            return await maybe_await(fn(*msg.args, **msg.kwargs))
+        finally:
+            REPLAYED_CALL.reset(token)
 
     # -- checkpoints and pauses --------------------------------------------------------------
 

@@ -20,6 +20,7 @@ share, and the rules they share it by:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Final
 
 import anyio
@@ -45,6 +46,7 @@ __all__ = [
     "NONE",
     "PANIC",
     "PAUSE",
+    "REPLAYED_CALL",
     "STOP",
     "SUSPEND",
     "RunCore",
@@ -60,6 +62,11 @@ STOP: Final = 3
 ABORT: Final = 4
 HALT: Final = 5
 PANIC: Final = 6
+
+#: True while a replayed ``call`` message's function runs (in the drive's task only: other
+#: tasks, such as scheduled jobs, have contexts of their own). A pause it requests was already
+#: honoured when the message first ran; honouring it again would pause on every resume.
+REPLAYED_CALL: ContextVar[bool] = ContextVar("timecontrol_replayed_call", default=False)
 
 _S = RunState
 #: States in which a plan is being ended (and cleaned up).
@@ -271,6 +278,13 @@ class RunCore:
         state = self._state
         if state not in _PAUSABLE:
             raise self._refuse("request_pause()")
+        if REPLAYED_CALL.get():
+            self._record(
+                "run_engine.pause_requested",
+                self._plan_uid,
+                {"defer": defer, "name": name, "source": source, "ignored": "replayed call"},
+            )
+            return
         if name is not None:
             self._pause_requests[name] = callback
         self._record(

@@ -34,7 +34,11 @@ CommandHandler = Callable[[Any], Any]
 
 for _name, _doc in (
     ("run_engine.state", "the run engine changed state; payload: from, to, plan"),
-    ("run_engine.pause_requested", "a pause was requested; payload: defer, name, source"),
+    (
+        "run_engine.pause_requested",
+        "a pause was requested; payload: defer, name, source, and ignored (why) when it was "
+        "not acted on (a replayed call asking again)",
+    ),
     ("run_engine.resume_refused", "resume() was refused; payload: holding (names)"),
     ("run_engine.panicked", "panic(); payload: previous state, cancelled jobs"),
     ("run_engine.all_is_well", "all_is_well() lifted a panic; payload: state"),

@@ -47,6 +47,7 @@ class QueueCore:
         self._log: Log | None = None  # the Log attached to (None before the first)
         self._restored = False  # the model holds what the store held
         self._restore_pending = False  # restore through `log.query` once started
+        self._settled = True  # what a restore found has been recorded (`_control._settle`)
         # -- the executor's live state (not durable: the Log keeps what matters) --
         self._exec_scope: anyio.CancelScope | None = None
         self._exec_done: anyio.Event | None = None

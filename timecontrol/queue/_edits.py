@@ -15,7 +15,7 @@ from typing import Any
 
 from ._core import QueueCore
 from ._delays import check_seconds
-from ._errors import ItemNotFoundError, QueueArgumentError, QueueStateError
+from ._errors import QueueArgumentError, QueueStateError
 from ._items import FINAL_STATUSES, ItemRecord, ItemStatus, QueueInfo, QueueItem
 from ._model import DEFAULT_QUEUE
 from ._registry import check_json
@@ -81,7 +81,7 @@ class Edits(QueueCore):
             return name, len(uids)
         if isinstance(position, bool) or not isinstance(position, int):
             raise QueueArgumentError(f"position must be an int, got {position!r}")
-        if not -len(uids) - 1 < position <= len(uids):
+        if not -len(uids) - 1 <= position <= len(uids):
             raise QueueArgumentError(
                 f"position {position} is outside queue {name!r}, which has {len(uids)} items "
                 f"(accepted: 0 to {len(uids)}, or negative from the end)"
@@ -338,7 +338,3 @@ class Edits(QueueCore):
         """The queues in execution order."""
         self._ensure_ready()
         return [self._model.queues[name].info() for name in self._model.order]
-
-    def _check_uid_exists(self, uid: str) -> None:
-        if uid not in self._model.items:
-            raise ItemNotFoundError(f"no queue item with uid {uid!r}")

@@ -87,25 +87,25 @@ class QueueModel:
             for uid in self.queues[name].uids:
                 yield self.items[uid]
 
-    def next_runnable(self) -> ItemRecord | None:
-        """The first pending, unskipped item in execution order, or None."""
-        for item in self.ordered():
-            if item.runnable:
-                return item
-        return None
-
-    def loop_candidate(self) -> QueueRecord | None:
-        """The first looping queue whose round is over and that has an item to run again."""
+    def next_step(self) -> ItemRecord | QueueRecord | None:
+        """What the executor does next: the first pending, unskipped item in execution order;
+        or a looping queue whose round is over (it starts over before later queues run);
+        or None when nothing is left to run."""
         for name in self.order:
             record = self.queues[name]
-            if not record.loop:
-                continue
             items = [self.items[uid] for uid in record.uids]
-            if any(i.status not in FINAL_STATUSES for i in items):
-                continue
-            if any(not i.skip for i in items):
+            for item in items:
+                if item.runnable:
+                    return item
+            if record.loop and any(not i.skip for i in items) and all(
+                i.status in FINAL_STATUSES or i.skip for i in items
+            ):
                 return record
         return None
+
+    def runnable(self) -> list[ItemRecord]:
+        """Every pending, unskipped item in execution order."""
+        return [item for item in self.ordered() if item.runnable]
 
     # -- the fold ----------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ Why this shape:
 * The loss bound holds at every rate. After a ``kill -9`` at most the events of the last
   `flush_interval` (100 ms) are lost. `pace`, which the `Log` calls before it stamps each
   event, looks at the age of the oldest event not yet committed (once a millisecond): past
-  40 % of the bound the writer commits small batches and `pace` gives it the GIL until its
-  next commit (at most 1 ms); past 75 % `pace` blocks until the writer has committed what is
+  60 % of the bound the writer commits small batches and `pace` gives it the GIL until its
+  next commit (at most 1 ms); past 85 % `pace` blocks until the writer has committed what is
   older. That is backpressure, how the loop learns that the disk is slower than its producers;
   short waits early make the long one rare. Checkpoints run on a thread of their own
   (`Checkpointer`), so that no commit, and no producer waiting for one, waits for an fsync.
@@ -74,8 +74,8 @@ CycleHook = Callable[[], "Callable[[sqlite3.Connection], None] | None"]
 # `flush_interval` after which the writer hurries (small transactions) and after which `write`
 # waits, the rows per transaction while it hurries, and the most events ever waiting.
 _CHECK_EVERY: Final = 0.001
-_HURRY_AT: Final = 0.4
-_WAIT_AT: Final = 0.75
+_HURRY_AT: Final = 0.6
+_WAIT_AT: Final = 0.85
 _HURRY_ROWS: Final = 128
 _MAX_PENDING: Final = 100_000
 _monotonic = time.monotonic
@@ -130,7 +130,8 @@ class SQLiteLog:
         self.batch_size = batch_size
         self.flush_interval = float(flush_interval)
         self.readonly = bool(readonly)
-        self._cadence = self.flush_interval / 2
+        # Well inside the hurry threshold, so that a steady load commits before it hurries.
+        self._cadence = self.flush_interval / 5
         self._hurry_age = self.flush_interval * _HURRY_AT
         self._max_age = self.flush_interval * _WAIT_AT
         # A deque, never replaced: the loop appends on the right while the writer thread takes
