@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import timecontrol as tc
@@ -23,7 +24,7 @@ def _block(marker: str) -> str:
 
 def test_concepts_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code = _block('engine = tc.Engine(store="lab.sqlite")')
+    code = _block("# no argument: in memory only")
     # Run it on virtual time: the module's code runs inside the virtual run (so the engine
     # picks up the virtual clock), and anyio.run(main) becomes an await.
     code = code.replace("anyio.run(main)", "")
@@ -44,7 +45,7 @@ def test_concepts_example_adds_jobs_before_any_loop(
 ) -> None:
     # As written: jobs are added at import time, outside any event loop.
     monkeypatch.chdir(tmp_path)
-    code = _block('engine = tc.Engine(store="lab.sqlite")').replace("anyio.run(main)", "")
+    code = _block("# no argument: in memory only").replace("anyio.run(main)", "")
     namespace: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     engine = namespace["engine"]
@@ -72,3 +73,32 @@ def test_the_testing_example_is_a_passing_test(pytester: pytest.Pytester) -> Non
     code = _block("@pytest.mark.timecontrol(start=")
     pytester.makepyfile(test_readme_example=code)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_restart_example_keeps_an_operators_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = _block("# lab_service.py")
+
+    def start() -> dict[str, Any]:
+        namespace: dict[str, Any] = {"__name__": "lab_service"}
+        exec(compile(code, "README.md", "exec"), namespace)
+        return namespace
+
+    async def first_run() -> None:
+        engine: tc.Engine = start()["engine"]
+        async with engine:
+            await anyio.sleep(25 * 60)  # two weighings
+            engine.pause_job("balance")  # an operator pauses it
+
+    async def second_run() -> list[str]:
+        engine: tc.Engine = start()["engine"]  # the script runs again after a restart
+        assert not engine.get_job("balance").enabled  # still paused
+        async with engine:
+            await anyio.sleep(60 * 60)
+        return [r.status for r in await engine.history("balance")]
+
+    VirtualClock("2026-03-30T08:00+02:00").run(first_run)
+    statuses = VirtualClock("2026-03-30T09:00+02:00").run(second_run)
+    assert statuses.count("success") == 2  # nothing ran while paused

@@ -231,8 +231,7 @@ class Edits(QueueCore):
         item = self._item(uid)
         if item.status not in FINAL_STATUSES:
             raise QueueStateError(
-                f"item {item.uid!r} is {item.status.value}; only a finished item can be "
-                "requeued"
+                f"item {item.uid!r} is {item.status.value}; only a finished item can be requeued"
             )
         self._record("queue.item_requeued", item.uid, {"reason": "requeue()"})
         return item.snapshot()
@@ -277,8 +276,10 @@ class Edits(QueueCore):
         order = self._model.order
         if position is None:
             position = len(order)
-        if isinstance(position, bool) or not isinstance(position, int) or not (
-            0 <= position <= len(order)
+        if (
+            isinstance(position, bool)
+            or not isinstance(position, int)
+            or not (0 <= position <= len(order))
         ):
             raise QueueArgumentError(
                 f"position must be an int from 0 to {len(order)}, got {position!r}"

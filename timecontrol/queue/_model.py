@@ -97,8 +97,10 @@ class QueueModel:
             for item in items:
                 if item.runnable:
                     return item
-            if record.loop and any(not i.skip for i in items) and all(
-                i.status in FINAL_STATUSES or i.skip for i in items
+            if (
+                record.loop
+                and any(not i.skip for i in items)
+                and all(i.status in FINAL_STATUSES or i.skip for i in items)
             ):
                 return record
         return None
@@ -114,8 +116,7 @@ class QueueModel:
         handler = self._handlers.get(event.kind)
         if handler is not None:
             handler(event)
-        if event.seq > self.last_seq:
-            self.last_seq = event.seq
+        self.last_seq = max(self.last_seq, event.seq)
 
     def _queue_added(self, event: Event) -> None:
         p = event.payload
@@ -220,7 +221,7 @@ class QueueModel:
             return
         p = event.payload
         try:
-            status = ItemStatus(p.get("status"))
+            status = ItemStatus(str(p.get("status")))
         except ValueError:
             status = ItemStatus.FAILED
         item.status = status

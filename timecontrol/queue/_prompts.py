@@ -81,7 +81,12 @@ def _check(
             f"a prompt with a timeout ({timeout!r} s) needs a default among {list(options)}: "
             "it is the answer when nobody replies in time"
         )
-    return question, options, None if timeout is None else float(timeout), default
+    return (
+        question,
+        options,
+        None if timeout is None else float(timeout),
+        str(default) if default is not None else None,
+    )
 
 
 class Prompts:
@@ -100,7 +105,7 @@ class Prompts:
         self,
         question: str,
         choices: Sequence[str],
-        timeout: float | None,
+        timeout: float | None,  # noqa: ASYNC109 -- the prompt's own deadline, with a default
         default: str | None,
         item: str,
     ) -> str:

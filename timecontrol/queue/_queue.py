@@ -1,0 +1,299 @@
+"""`Queue`: an editable, durable queue of plan items run on the engine's run engine.
+
+This module is the public face: plans and checks registered by name, prompts, the state in
+one call (and one subscription), the ETA, statistics and the dry run. The machinery is in the
+layers below it: `._core` (model and recording), `._edits`, `._executor`, `._control`
+(verbs and lifecycle). See ``docs/queue.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+from .._log import Subscription
+from ..plans import RunEngine, RunState
+from ._checks import Check, CheckContext
+from ._control import Control
+from ._errors import QueueArgumentError
+from ._eta import PlanStats, plan_stats
+from ._host import QueueHost
+from ._items import ItemRecord
+from ._kinds import ALL_KINDS
+from ._prompts import Prompt
+from ._registry import PlanFunction
+from ._simulate import dry_run
+from ._status import DryRun, Eta, Progress, QueueState, QueueStatus
+
+__all__ = ["Queue", "StateFeed"]
+
+P = TypeVar("P", bound=PlanFunction)
+C = TypeVar("C", bound=Callable[[CheckContext], Any])
+
+#: Besides its own events, what changes `Queue.state`: the run engine's state, documents.
+_STATE_KINDS = (*sorted(ALL_KINDS), "run_engine.state", "run.start", "run.event")
+
+
+class Queue(Control):
+    """An experiment queue: plan items run one after another on a run engine.
+
+    Args:
+        host: what the queue runs on (a `QueueHost`: the engine's dispatcher): its Clock,
+            its Log (where the queue's state and every edit are recorded, and read back
+            after a restart) and its task group (where the executor runs).
+        run_engine: the run engine the items' plans run on (the engine's own, so that
+            ``engine.panic()`` and ``engine.request_pause()`` reach them).
+
+    The engine builds one (``engine.queue``) and drives its lifecycle; see docs/queue.md.
+    """
+
+    def __init__(self, host: QueueHost, run_engine: RunEngine) -> None:
+        if not isinstance(host, QueueHost):
+            raise QueueArgumentError(
+                f"host must provide clock, log, running and service_group (a QueueHost, e.g. "
+                f"the engine's dispatcher), got {host!r}"
+            )
+        if not isinstance(run_engine, RunEngine):
+            raise QueueArgumentError(f"run_engine must be a RunEngine, got {run_engine!r}")
+        super().__init__(host, run_engine)
+
+    # -- plans and checks ----------------------------------------------------------------------
+
+    @overload
+    def plan(self, fn: P, /, *, name: str | None = None) -> P: ...
+    @overload
+    def plan(self, fn: None = None, /, *, name: str | None = None) -> Callable[[P], P]: ...
+
+    def plan(self, fn: P | None = None, /, *, name: str | None = None) -> P | Callable[[P], P]:
+        """Register a plan function by its name (or `name`); returns it unchanged.
+
+        A plan function takes the item's JSON kwargs and returns a plan (a generator of
+        `Msg`): ``queue.plan(lambda num: count([det], num=num), name="count")``, or as a
+        decorator (``@queue.plan``). Items name it; a store written by one process runs in the
+        next, which registers the same names.
+        """
+
+        def register(f: P) -> P:
+            self._plans.register(f, name)
+            return f
+
+        return register if fn is None else register(fn)
+
+    @property
+    def plans(self) -> list[str]:
+        """The registered plan names."""
+        return self._plans.names()
+
+    @overload
+    def add_check(
+        self, fn: C, /, *, level: str, name: str | None = None, on_fail: str | None = None
+    ) -> C: ...
+    @overload
+    def add_check(
+        self, fn: None = None, /, *, level: str, name: str | None = None,
+        on_fail: str | None = None,
+    ) -> Callable[[C], C]: ...  # fmt: skip
+
+    def add_check(
+        self,
+        fn: C | None = None,
+        /,
+        *,
+        level: str,
+        name: str | None = None,
+        on_fail: str | None = None,
+    ) -> C | Callable[[C], C]:
+        """Register a pre-check at `level` (``execution``, ``queue``, ``item``, ``step``).
+
+        ``fn(context)`` (sync, or async except at step level) passes with True/None and
+        fails with False, a reason (str) or an exception. `on_fail`: ``stop`` (default;
+        ``pause`` for step checks), ``pause`` or, for item checks, ``skip``. See
+        `timecontrol.queue.CheckContext` and docs/queue.md.
+        """
+
+        def register(f: C) -> C:
+            self._checks.add(f, level, name, on_fail)
+            return f
+
+        return register if fn is None else register(fn)
+
+    def remove_check(self, name: str) -> None:
+        """Unregister a check by name."""
+        self._checks.remove(name)
+
+    def checks(self) -> list[Check]:
+        """The registered checks, in the order they run within each level."""
+        levels = ("execution", "queue", "item", "step")
+        return [check for level in levels for check in self._checks.of(level)]
+
+    # -- prompts -------------------------------------------------------------------------------
+
+    async def ask(
+        self,
+        question: str,
+        choices: Sequence[str],
+        timeout: float | None = None,  # noqa: ASYNC109 -- the prompt's deadline (then: default)
+        default: str | None = None,
+    ) -> str:
+        """Ask the operator and wait for `answer` (or, after `timeout` seconds, take
+        `default`); returns the choice. Usable from checks, plans (``call``) and scripts."""
+        item = "" if self._current is None else self._current.uid
+        previous = self._activity
+        self._activity = "prompt" if self.executing else previous
+        try:
+            return await self._prompts.ask(question, choices, timeout, default, item)
+        finally:
+            if self._activity == "prompt":
+                self._activity = previous
+
+    def answer(self, prompt_id: str, choice: str) -> None:
+        """Answer an open prompt (`PromptError` for an unknown id or choice). Call it from
+        the engine's loop (e.g. a handler of a web request, or ``python -m asyncio``)."""
+        self._prompts.answer(prompt_id, choice)
+
+    def prompts(self) -> tuple[Prompt, ...]:
+        """The open prompts, oldest first."""
+        return self._prompts.pending()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def state(self) -> QueueState:
+        """Everything about the queue now, in one value (see `QueueState`)."""
+        self._ensure_ready()
+        current = self._current
+        runnable = self._model.runnable()
+        eta = self.eta()
+        return QueueState(
+            status=self._status(),
+            activity=self._activity if self.executing else None,
+            running=None if current is None else current.snapshot(),
+            progress=None if current is None else self._progress_of(current),
+            queue=None if current is None else current.queue,
+            items_left=len(runnable),
+            pending=tuple(i.snapshot() for i in runnable),
+            prompts=self._prompts.pending(),
+            delay_remaining=None if self._delay is None else self._delay.remaining,
+            run_engine=self._run_engine.state.value,
+            last_stop=self._last_stop,
+            eta_s=eta.seconds,
+        )
+
+    def _status(self) -> QueueStatus:
+        if not self.executing:
+            return "idle"
+        if self._activity == "waiting":
+            return "waiting"
+        if self._stop_request is not None:
+            return "stopping"
+        plan_paused = self._run_engine.state in (RunState.PAUSED, RunState.PAUSING)
+        if self._held or (self._current is not None and plan_paused):
+            return "paused"
+        return "running"
+
+    def _progress_of(self, item: ItemRecord) -> Progress:
+        elapsed = self._clock.monotonic() - self._current_t0
+        estimate = self._durations.estimate(item.plan, item.kwargs, item.item_type)
+        events = sum(self._progress.values())
+        expected = self._expected
+        fraction: float | None = None
+        if expected:
+            fraction = min(1.0, events / expected)
+        elif estimate:
+            fraction = min(1.0, elapsed / estimate)
+        return Progress(events, expected, elapsed, estimate, fraction)
+
+    def subscribe(self) -> StateFeed:
+        """A feed of `QueueState`: the state now, then a new one after every change
+        (changes in a burst give one state). ``async with queue.subscribe() as feed:
+        async for state in feed: ...``; it ends when the engine stops."""
+        self._ensure_ready()
+        return StateFeed(self, self._host.log.subscribe(kinds=_STATE_KINDS))
+
+    # -- ETA, statistics, dry run --------------------------------------------------------------
+
+    def eta(self) -> Eta:
+        """When the queue is expected to run out of items, from durations in the Log."""
+        known, unknown, count = 0.0, 0, 0
+        previous = self._current
+        if previous is not None:
+            count += 1
+            estimate = self._durations.estimate(previous.plan, previous.kwargs, previous.item_type)
+            if estimate is None:
+                unknown += 1
+            else:
+                known += max(0.0, estimate - (self._clock.monotonic() - self._current_t0))
+        if self._delay is not None:
+            known += self._delay.remaining
+            previous = None  # the delay after the previous item is this one
+        for item in self._model.runnable():
+            count += 1
+            if previous is not None:
+                known += self._delay_after(previous)
+            estimate = self._durations.estimate(item.plan, item.kwargs, item.item_type)
+            if estimate is None:
+                unknown += 1
+            else:
+                known += estimate
+            previous = item
+        ends_at = None if unknown else self._clock.time() + known
+        return Eta(known, unknown, count, ends_at)
+
+    async def stats(self) -> dict[str, PlanStats]:
+        """Per plan: runs, outcomes and durations of every item the Log has kept."""
+        events = await self._host.log.query(kinds="queue.item_finished")
+        return plan_stats(events)
+
+    async def dry_run(self, *, simulate: bool = False) -> DryRun:
+        """Run the queue on virtual time, without running anything for real, and report.
+
+        Every pending item is checked (its plan registered, its kwargs still fitting) and
+        placed on a timeline from now (or the scheduled start), with the delays, the
+        durations learned from the Log and the scheduled stop. With `simulate`, items whose
+        duration the Log cannot tell are run in a separate in-memory engine on a virtual
+        clock (in a worker thread): use it only with simulated devices. Nothing is recorded.
+        """
+        self._ensure_ready()
+        return await dry_run(self, simulate=simulate)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Queue {self._status()} items={len(self._model.items)} "
+            f"left={len(self._model.runnable())} queues={self._model.order}>"
+        )
+
+
+class StateFeed:
+    """Queue states as they change (see `Queue.subscribe`)."""
+
+    def __init__(self, queue: Queue, sub: Subscription) -> None:
+        self._queue = queue
+        self._sub = sub
+        self._first = True
+
+    def close(self) -> None:
+        """Stop the feed."""
+        self._sub.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> QueueState:
+        if self._first:
+            self._first = False
+            return self._queue.state()
+        await self._sub.get()  # StopAsyncIteration once closed (the engine stopped)
+        while self._sub.get_nowait() is not None:
+            pass  # a burst of changes: one state
+        return self._queue.state()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
