@@ -379,8 +379,22 @@ def check_job(fields: dict[str, Any]) -> Job:
         job = msgspec.convert(fields, Job)
     except msgspec.ValidationError as exc:
         raise _field_error(fields, exc) from None
+    except UnicodeError:  # msgspec reports a str with a lone surrogate by raising this
+        bad = [k for k, v in fields.items() if isinstance(v, str) and not _encodable(v)]
+        raise JobSpecError(
+            f"{', '.join(bad) or 'a field'} {_short(fields.get(bad[0]) if bad else None)} is "
+            "not valid text (a lone surrogate); job fields must be valid Unicode"
+        ) from None
     _check_ranges(job)
     return job
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _field_error(fields: Mapping[str, Any], exc: msgspec.ValidationError) -> JobSpecError:
@@ -415,6 +429,11 @@ def _check_trigger(trigger: Any) -> None:
         raise JobSpecError(f"trigger {_short(trigger)}: to_json() is not JSON ({exc})") from None
 
 
+# The instants a datetime can hold (years 1 to 9999, UTC), with a day's margin for offsets.
+_FIRST_INSTANT: Final = -62135596800.0 + 86400
+_LAST_INSTANT: Final = 253402300799.0 - 86400
+
+
 def _check_ranges(job: Job) -> None:
     """What the field types cannot say: finite numbers, an ordered window."""
     for label in ("timeout", "misfire_grace", "start", "end"):
@@ -422,6 +441,13 @@ def _check_ranges(job: Job) -> None:
         if value is not None and not math.isfinite(value):
             error = PolicyError if label == "misfire_grace" else JobSpecError
             raise error(f"{label} must be a finite number of seconds or None, got {value!r}")
+    for label in ("start", "end"):
+        value = getattr(job, label)
+        if value is not None and not _FIRST_INSTANT <= value <= _LAST_INSTANT:
+            raise JobSpecError(
+                f"{label} {value!r} lies outside the years 1 to 9999 (POSIX seconds from "
+                f"{_FIRST_INSTANT} to {_LAST_INSTANT}); pass an aware datetime in that range"
+            )
     if job.start is not None and job.end is not None and job.end < job.start:
         raise JobSpecError(f"end {job.end_at} lies before start {job.start_at}")
 

@@ -295,8 +295,8 @@ def locked_error(path: Path, here: bool) -> StoreLockedError:
     return StoreLockedError(
         f"{str(path)!r} is already open for writing by {who}; a store file has one writer "
         "(a second one would reuse sequence numbers and run jobs twice). Stop the other "
-        "engine, or read the file without writing: SQLiteLog(path, readonly=True), "
-        "read_events(path) or `timecontrol log FILE`"
+        "engine, or read the file without writing: Engine(store=path, readonly=True), "
+        "SQLiteLog(path, readonly=True), read_events(path) or `timecontrol log FILE`"
     )
 
 
