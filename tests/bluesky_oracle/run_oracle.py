@@ -52,6 +52,12 @@ FILES = (
 )
 
 
+#: Tests left out of both runs: they send real SIGINTs to the process and count on bluesky's
+#: own handler class (its conftest patches it); with another handler the KeyboardInterrupt
+#: ends the whole pytest session. Ctrl+C is tested in timecontrol's own suite instead.
+EXCLUDE = "not sigint"
+
+
 def bluesky_tests_dir() -> Path:
     """Where the installed bluesky keeps its tests (found without importing bluesky)."""
     import importlib.util
@@ -129,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per test")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression")
     args = parser.parse_args(argv)
-    extra = ["-k", args.keyword] if args.keyword else []
+    keyword = f"({args.keyword}) and {EXCLUDE}" if args.keyword else EXCLUDE
+    extra = ["-k", keyword]
     started = time.monotonic()
     baseline = run_suite("bluesky", args.files, extra, args.timeout)
     ours = run_suite("timecontrol", args.files, extra, args.timeout)

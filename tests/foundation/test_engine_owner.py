@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import timecontrol as tc
@@ -197,7 +198,7 @@ def test_panic_from_another_thread_stops_running_jobs(backend: str) -> None:
             await anyio.to_thread.run_sync(thread.join)
             await cancelled.wait()
             assert engine.state is tc.RunState.PANICKED
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             return [e.kind for e in engine.log.recent()]
 
     kinds = anyio.run(main, backend=backend)

@@ -78,3 +78,11 @@ def started_uids(engine: Engine) -> list[str]:
 def kinds(engine: Engine, prefix: str = "queue.") -> list[str]:
     """The kinds of the events whose kind starts with `prefix`, in order."""
     return [e.kind for e in engine.log.recent() if e.kind.startswith(prefix)]
+
+
+async def settle(rounds: int = 20) -> None:
+    """Let every ready task run (no time passes): trio and asyncio schedule differently."""
+    import anyio
+
+    for _ in range(rounds):
+        await anyio.sleep(0)

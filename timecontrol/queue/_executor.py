@@ -318,6 +318,10 @@ class Executor(Edits):
             status = ended.status()
             self._finish_item(item, status, ended)
             self._current = None
+        if item.on_interrupt == "skip":
+            # Its end durable too, before the next item starts: a crash now would record it
+            # interrupted although it ran to its end.
+            await self._host.log.flush()
         return status
 
     async def _drive(self, item: ItemRecord) -> Ended:

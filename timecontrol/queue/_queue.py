@@ -164,9 +164,13 @@ class Queue(Control):
         current = self._current
         runnable = self._model.runnable()
         eta = self.eta()
+        status = self._status()
+        activity = self._activity if self.executing else None
+        if status == "paused" and activity == "item":
+            activity = "paused"  # the plan paused; the executor has not looked yet
         return QueueState(
-            status=self._status(),
-            activity=self._activity if self.executing else None,
+            status=status,
+            activity=activity,
             running=None if current is None else current.snapshot(),
             progress=None if current is None else self._progress_of(current),
             queue=None if current is None else current.queue,

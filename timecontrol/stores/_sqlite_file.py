@@ -167,6 +167,7 @@ def check_sidecars(path: Path) -> None:
 
 
 _JOURNAL_MAGIC: Final = bytes.fromhex("d9d505f920a163d7")
+_CREATION_PAGE_MAX: Final = 65_536  # SQLite's largest page size
 
 
 def _hot_journal_pages(side: str) -> int | None:
@@ -186,16 +187,34 @@ def _hot_journal_pages(side: str) -> int | None:
     return int.from_bytes(head[16:20], "big")
 
 
+def _journal_page_size(side: str) -> int:
+    try:
+        with open(side, "rb") as f:
+            head = f.read(28)
+    except OSError:
+        return 0
+    return int.from_bytes(head[24:28], "big") if len(head) == 28 else 0
+
+
 def discard_creation_journal(path: Path) -> bool:
     """After a crash during a file's creation: empty the file and drop its journal.
 
     Called with the writer lock held. True if it did so; only for a journal whose replay
     would leave an empty file (nothing that was ever committed is lost).
     """
-    side = os.path.realpath(path) + "-journal"
+    real = os.path.realpath(path)
+    side = real + "-journal"
     if _hot_journal_pages(side) != 0:
         return False
-    os.truncate(os.path.realpath(path), 0)
+    # Switching a new file to WAL writes its first page only: anything bigger was not ours
+    # (keep refusing it, untouched).
+    page = _journal_page_size(side)
+    try:
+        if not 512 <= page <= _CREATION_PAGE_MAX or os.path.getsize(real) > page:
+            return False
+    except OSError:
+        return False
+    os.truncate(real, 0)
     os.unlink(side)
     return True
 
