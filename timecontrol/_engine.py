@@ -29,6 +29,7 @@ from ._exceptions import EngineStateError, TimeControlError, UnknownActionError
 from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
 from .plans import RunEngine, RunResult, RunState
+from .queue import Queue
 from .scheduler import ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
 from .scheduler._job import JobChanges
 from .scheduler._scheduler import JobOptions
@@ -104,6 +105,7 @@ class Engine:
         self._dispatcher = Dispatcher(clock, self._open_log, self._attach_parts)
         self._scheduler = Scheduler(self._dispatcher, allowed_modules=allowed_modules)
         self._run_engine = RunEngine(self._dispatcher)
+        self._queue = Queue(self._dispatcher, self._run_engine)
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tg: TaskGroup | None = None
@@ -144,6 +146,11 @@ class Engine:
         return self._run_engine
 
     @property
+    def queue(self) -> Queue:
+        """The engine's experiment queue: plans by name, edited while it runs (docs/queue.md)."""
+        return self._queue
+
+    @property
     def running(self) -> bool:
         """True between `start` (or ``async with``) and `stop`."""
         return self._started
@@ -172,10 +179,10 @@ class Engine:
         return SQLiteLog(Path(store), readonly=self._readonly)
 
     def _attach_parts(self) -> None:
-        # (The scheduler may open the Log while it is being built: nothing to attach yet.)
-        attach = getattr(getattr(self, "_scheduler", None), "_attach", None)
-        if attach is not None:
-            attach()
+        # (A part may open the Log while the parts are being built: attach what exists.)
+        for part in (getattr(self, "_scheduler", None), getattr(self, "_queue", None)):
+            if part is not None:
+                part._attach()
 
     # -- actions and intents ----------------------------------------------------------------
 
@@ -263,9 +270,8 @@ class Engine:
         try:
             self._dispatcher.open(tg)
             self._run_engine._started()  # it learns its loop (for calls from other threads)
-            started = getattr(self._scheduler, "_started", None)
-            if started is not None:
-                started()
+            self._scheduler._started()
+            self._queue._started()
             for callback in self._on_start:
                 await callback()
         except BaseException as exc:
@@ -309,11 +315,8 @@ class Engine:
             try:
                 for callback in self._on_stop:
                     await callback()
-                stopping = getattr(self._scheduler, "_stopping", None)
-                if stopping is not None:
-                    await stopping()
-                else:  # TRANSITIONAL until the scheduler has its lifecycle hooks
-                    await self._scheduler.aclose()
+                await self._queue._stopping()
+                await self._scheduler._stopping()
             finally:
                 log = self.log
                 log._emit("engine.stopped", "", {"pending": len(self.schedule)})

@@ -82,7 +82,7 @@ def kinds(engine: Engine, prefix: str = "queue.") -> list[str]:
 
 async def settle(rounds: int = 20) -> None:
     """Let every ready task run (no time passes): trio and asyncio schedule differently."""
-    import anyio
+    import anyio.lowlevel
 
     for _ in range(rounds):
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()

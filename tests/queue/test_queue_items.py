@@ -46,7 +46,11 @@ async def test_add_insert_move_edit_remove_skip_clear_are_one_event_each() -> No
         q.remove("z")
         assert engine.log.last_seq - before == 6  # one event per edit
         item = q.item("b")
-        assert (item.kwargs, item.metadata, item.item_type) == ({"seconds": 5}, {"sample": "S1"}, "blank")
+        assert (item.kwargs, item.metadata, item.item_type) == (
+            {"seconds": 5},
+            {"sample": "S1"},
+            "blank",
+        )
         assert q.item("bc").skip
         q.unskip("bc")
         assert not q.item("bc").skip
@@ -116,7 +120,7 @@ async def test_bad_edits_raise_and_change_nothing() -> None:
             q.edit("x", colour="red")
         with pytest.raises(QueueArgumentError, match="takes some of"):
             q.edit("x")
-        with pytest.raises(QueueArgumentError, match="'seconds'.*parameters"):
+        with pytest.raises(QueueArgumentError, match=r"'seconds'.*parameters"):
             q.edit("x", plan="count", kwargs={"seconds": 1})
         with pytest.raises(QueueArgumentError, match="relative to itself"):
             q.move("x", after="x")
@@ -166,7 +170,7 @@ async def test_edits_while_running_take_effect_before_the_next_item() -> None:
         assert q.state().running.uid == "a"  # type: ignore[union-attr]
         for verb in (lambda: q.remove("a"), lambda: q.move("a", position=2),
                      lambda: q.edit("a", kwargs={}), lambda: q.skip("a")):  # fmt: skip
-            with pytest.raises(QueueStateError, match="'a'.*running"):
+            with pytest.raises(QueueStateError, match=r"'a'.*running"):
                 verb()
         q.add("wait", {"seconds": 2}, after="a", uid="d")
         q.move("c", before="b")

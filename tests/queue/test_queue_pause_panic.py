@@ -254,3 +254,21 @@ async def test_stopping_the_engine_interrupts_the_running_item() -> None:
     assert outcome.status == ItemStatus.INTERRUPTED
     stopped = [e.payload["reason"] for e in engine.log.recent(kinds="queue.stopped")]
     assert stopped == ["the engine stopped"]
+
+
+@vt
+async def test_abort_and_truncate_right_after_a_pause() -> None:
+    # The pause has landed (the run engine says paused) but the executor has not yet seen
+    # the paused result: the run engine would refuse to end the plan in that window.
+    async with running() as (_engine, q):
+        q.add("wait", {"seconds": 5}, uid="a")
+        q.add("wait", {"seconds": 5}, uid="b")
+        q.start()
+        await anyio.sleep(1)
+        q.pause()
+        await q.truncate()
+        await anyio.sleep(1)
+        q.pause()
+        await q.abort()
+        assert await q.wait() == "aborted"
+        assert [i.status for i in q.items()] == [ItemStatus.TRUNCATED, ItemStatus.ABORTED]

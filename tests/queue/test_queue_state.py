@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
-from queue_support import running
+from queue_support import running, settle
 
 from timecontrol.queue import QueueState
 
@@ -73,7 +73,7 @@ async def test_one_subscription_never_flickers_to_idle_between_items() -> None:
         states: list[QueueState] = []
         async with anyio.create_task_group() as tg:
             tg.start_soon(_collect, q, states)
-            await anyio.sleep(0)
+            await settle()  # the feed's first state is taken before the start
             q.start()
         statuses = [s.status for s in states]
         assert statuses[0] == "idle"  # before start

@@ -15,6 +15,7 @@ See ``docs/queue.md``.
 from __future__ import annotations
 
 from ._checks import Check, CheckContext, CheckFailedError, CheckLevel, OnFail
+from ._conditions import Conditional, Expression
 from ._errors import (
     ItemNotFoundError,
     PlanNotFoundError,
@@ -42,9 +43,11 @@ __all__ = [
     "CheckContext",
     "CheckFailedError",
     "CheckLevel",
+    "Conditional",
     "DryRun",
     "DryRunItem",
     "Eta",
+    "Expression",
     "ItemNotFoundError",
     "ItemOutcome",
     "ItemStatus",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from ..plans import Msg
 from ._errors import QueueArgumentError, QueueError
@@ -93,6 +93,7 @@ class Checks:
 
     def add(self, fn: Callable[[CheckContext], Any], level: str, name: str | None,
             on_fail: str | None) -> Check:  # fmt: skip
+        # (`level` and `on_fail` are str: they are checked here, at the public door.)
         """Register a check (see `Queue.add_check`)."""
         if level not in _LEVELS:
             raise QueueArgumentError(f"level must be one of {list(_LEVELS)}, got {level!r}")
@@ -117,7 +118,7 @@ class Checks:
             raise QueueArgumentError(
                 f"a check named {key!r} exists already; remove it first or choose another name"
             )
-        check = Check(key, level, fn, action, is_async)  # type: ignore[arg-type]
+        check = Check(key, cast(CheckLevel, level), fn, cast(OnFail, action), is_async)
         self._checks[key] = check
         return check
 

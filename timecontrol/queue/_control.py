@@ -20,20 +20,24 @@ after the running item, `abort` ends the running item as aborted and stops the q
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._clock import to_timestamp
-from .._exceptions import TimeControlError
+from .._exceptions import EngineStateError, TimeControlError
 from .._log import Subscription
 from ..plans import RunState
 from ..stores._sqlite import SQLiteLog, read_events
+from ._conditions import Conditional
 from ._delays import check_seconds
 from ._errors import QueueArgumentError, QueueStateError
 from ._executor import Executor
-from ._items import ItemStatus
+from ._items import ItemRecord, ItemStatus
 from ._kinds import ALL_KINDS
 
 __all__ = ["Control"]
@@ -118,6 +122,7 @@ class Control(Executor):
         """
         self._intervene("abort", reason)
         self._request_stop("aborted" + (f": {reason}" if reason else ""))
+        await self._plan_at_rest()
         if self._current is not None and self._run_engine.state in _PLAN_ACTIVE:
             await self._run_engine.abort(reason or "aborted from the queue")
 
@@ -127,7 +132,18 @@ class Control(Executor):
         if self._current is None or self._run_engine.state not in _PLAN_ACTIVE:
             raise QueueStateError("truncate() ends the running item; no item is running")
         self._intervene("truncate", reason)
+        await self._plan_at_rest()
         await self._run_engine.stop()
+
+    async def _plan_at_rest(self) -> None:
+        """Between a pause landing and the executor seeing its result, the run engine is
+        ``paused`` but still driving, and refuses to end the plan: let the drive return."""
+        while (
+            self._current is not None
+            and self._paused_plan is None
+            and self._run_engine.state in (RunState.PAUSING, RunState.PAUSED)
+        ):
+            await anyio.lowlevel.checkpoint()
 
     def _intervene(self, action: str, reason: str) -> None:
         if not isinstance(reason, str):
@@ -238,6 +254,41 @@ class Control(Executor):
         self._delay.set_remaining(value)
         self._record("queue.delay_changed", "", {"remaining": value})
 
+    # -- conditionals ----------------------------------------------------------------------------
+
+    def _fire(self, cond: Conditional, item: ItemRecord, seq: int) -> None:
+        """Take a conditional's action. Called from a run-engine document subscriber, inside
+        the plan's own message loop: nothing here awaits, and ending the plan is left to a
+        task of its own (ending it from its own loop would wait for itself)."""
+        self._record("queue.conditional_fired", item.uid,
+                     {"name": cond.name, "condition": cond.condition, "action": cond.action,
+                      "seq_num": seq})  # fmt: skip
+        why = f"conditional {cond.name!r}"
+        if cond.action == "pause":
+            self._run_engine.request_pause()
+        elif cond.action == "cancel":
+            self._request_stop(f"cancelled by {why}")
+        elif cond.action == "skip_next":
+            following = [i for i in self._model.runnable() if i.uid != item.uid]
+            if following:
+                self._record("queue.item_skipped", following[0].uid, {"reason": why})
+        elif cond.action == "abort":
+            self._request_stop(f"aborted by {why}")
+            self._soon(self._run_engine.abort, why)
+        else:  # truncate
+            self._soon(self._run_engine.stop)
+
+    def _soon(self, verb: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        tg = self._host.service_group
+        if tg is None:
+            return
+
+        async def call() -> None:
+            with contextlib.suppress(EngineStateError):  # the plan ended meanwhile
+                await verb(*args)
+
+        tg.start_soon(call)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _attach(self) -> None:
@@ -249,7 +300,7 @@ class Control(Executor):
         if self._restored or self._restore_pending:
             return
         sink = log.sink
-        if sink is None:
+        if sink is None or sink.last_seq() == 0:  # nothing stored: nothing to read back
             self._rebuild(log.recent(kinds=ALL_KINDS))
         elif isinstance(sink, SQLiteLog):
             self._rebuild(read_events(sink.path, kinds=sorted(ALL_KINDS)))

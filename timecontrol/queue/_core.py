@@ -16,6 +16,7 @@ import anyio
 
 from .._events import Event
 from ._checks import Checks
+from ._conditions import Conditional, Conditionals
 from ._delays import Delay
 from ._errors import ItemNotFoundError, QueueArgumentError, QueueStateError
 from ._eta import Durations
@@ -42,6 +43,7 @@ class QueueCore:
         self._model = QueueModel()
         self._plans = PlanRegistry()
         self._checks = Checks()
+        self._conditionals = Conditionals()
         self._durations = Durations()
         self._prompts = Prompts(lambda: self._host.clock, self._record)
         self._log: Log | None = None  # the Log attached to (None before the first)
@@ -171,5 +173,25 @@ class QueueCore:
         elif name == "event":
             key = str(doc.get("descriptor", ""))
             seq = doc.get("seq_num")
-            if isinstance(seq, int) and seq > self._progress.get(key, 0):
-                self._progress[key] = seq
+            if not isinstance(seq, int) or seq <= self._progress.get(key, 0):
+                return  # a replayed event (after a pause) was seen already
+            self._progress[key] = seq
+            if self._conditionals.all():
+                self._check_conditionals(current, seq, doc)
+
+    def _check_conditionals(self, item: ItemRecord, seq: int, doc: dict[str, Any]) -> None:
+        data = doc.get("data")
+        data = dict(data) if isinstance(data, dict) else {}
+        names = {
+            **data,
+            "data": data,
+            "seq_num": seq,
+            "events": sum(self._progress.values()),
+            "elapsed": self._clock.monotonic() - self._current_t0,
+        }
+        for cond in self._conditionals.check(item.plan, item.item_type, item.queue, seq, names):
+            self._fire(cond, item, seq)
+
+    def _fire(self, cond: Conditional, item: ItemRecord, seq: int) -> None:
+        """Take a conditional's action (defined by the verbs' layer, `._control`)."""
+        raise NotImplementedError

@@ -25,7 +25,7 @@ import anyio
 from .._exceptions import EngineStateError
 from ..plans import RunResult, RunState
 from ..plans._errors import PauseHeldError
-from ._checks import CheckContext, with_step_checks
+from ._checks import CheckContext, CheckLevel, with_step_checks
 from ._delays import Delay
 from ._edits import Edits
 from ._items import ItemRecord, ItemStatus
@@ -135,7 +135,7 @@ class Executor(Edits):
             item = self._next()
             if item is None:
                 return "finished"
-            level = "queue" if item.queue != entered else "item"
+            level: CheckLevel = "queue" if item.queue != entered else "item"
             reason, retry = await self._gate(level, item)
             if reason:
                 return reason
@@ -228,14 +228,14 @@ class Executor(Edits):
             self._delay = None
         self._record("queue.delay_ended", "", {"how": how})
 
-    async def _gate(self, level: str, item: ItemRecord | None) -> tuple[str | None, bool]:
+    async def _gate(self, level: CheckLevel, item: ItemRecord | None) -> tuple[str | None, bool]:
         """Run the checks of `level`: (stop reason, retry). A failing ``pause`` check holds
         the queue (retry after resume); ``skip`` skips the item (retry with the next one)."""
         if not self._checks.of(level):
             return None, False
         self._activity = "checking"
         queue = item.queue if item is not None else None
-        context = CheckContext(level, queue, None if item is None else item.snapshot())  # type: ignore[arg-type]
+        context = CheckContext(level, queue, None if item is None else item.snapshot())
         with self._interruptible():
             failure = await self._checks.run(level, context)
         if self._stop_request:
@@ -303,6 +303,7 @@ class Executor(Edits):
         self._activity = "item"
         self._current, self._plan_uid = item, ""
         self._progress, self._expected = {}, None
+        self._conditionals.new_item()
         self._current_t0 = self._clock.monotonic()
         self._record("queue.item_started", item.uid,
                      {"plan": item.plan, "kwargs": item.kwargs, "attempt": item.attempts + 1,

@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar, overload
 from .._log import Subscription
 from ..plans import RunEngine, RunState
 from ._checks import Check, CheckContext
+from ._conditions import Conditional
 from ._control import Control
 from ._errors import QueueArgumentError
 from ._eta import PlanStats, plan_stats
@@ -49,7 +50,9 @@ class Queue(Control):
     """
 
     def __init__(self, host: QueueHost, run_engine: RunEngine) -> None:
-        if not isinstance(host, QueueHost):
+        # Checked by name, not isinstance: a runtime Protocol check reads `host.log`, which
+        # would open the engine's store while the engine is being built.
+        if not all(hasattr(type(host), name) for name in ("clock", "log", "running")):
             raise QueueArgumentError(
                 f"host must provide clock, log, running and service_group (a QueueHost, e.g. "
                 f"the engine's dispatcher), got {host!r}"
@@ -126,6 +129,46 @@ class Queue(Control):
         """The registered checks, in the order they run within each level."""
         levels = ("execution", "queue", "item", "step")
         return [check for level in levels for check in self._checks.of(level)]
+
+    # -- conditionals ----------------------------------------------------------------------------
+
+    def add_conditional(
+        self,
+        condition: str,
+        action: str,
+        *,
+        name: str | None = None,
+        start: int = 1,
+        frequency: int = 1,
+        ntrips: int = 1,
+        plans: str | Sequence[str] | None = None,
+        item_types: str | Sequence[str] | None = None,
+        queues: str | Sequence[str] | None = None,
+    ) -> Conditional:
+        """Act on the running item when `condition` holds on its event documents.
+
+        `condition` is a safe expression over the event's data keys (and ``seq_num``,
+        ``events``, ``elapsed``), e.g. ``"det > 5000 and seq_num >= 3"``; it is parsed now,
+        never ``eval``-ed. From the `start`-th event on, every `frequency`-th, once it has
+        held `ntrips` times in one item, `action` is taken once: ``truncate`` (end the item
+        as a success, go on), ``abort`` (abort it, stop the queue), ``cancel`` (stop after
+        it), ``pause`` (pause it), ``skip_next`` (skip the next item). `plans`,
+        `item_types`, `queues`: only items of these. See `timecontrol.queue.Conditional`.
+        """
+        options = {"name": name, "start": start, "frequency": frequency, "ntrips": ntrips,
+                   "plans": plans, "item_types": item_types, "queues": queues}  # fmt: skip
+        cond = self._conditionals.add(condition, action, options)
+        self._record("queue.conditional", cond.name, cond.spec())
+        return cond
+
+    def remove_conditional(self, name: str) -> None:
+        """Unregister a conditional by name."""
+        self._conditionals.remove(name)
+        self._record("queue.conditional", name, {"removed": True})
+
+    def conditionals(self) -> list[Conditional]:
+        """The registered conditionals."""
+        return self._conditionals.all()
 
     # -- prompts -------------------------------------------------------------------------------
 

@@ -1,0 +1,187 @@
+"""Step 7: conditionals on run documents: a safe expression parser (never eval), start,
+frequency, ntrips, and actions on the running item and the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from queue_support import running, settle, started_uids
+
+from timecontrol.queue import Expression, ItemStatus, QueueArgumentError
+
+vt = pytest.mark.timecontrol
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "expected"),
+    [
+        ("det > 5", {"det": 6}, True),
+        ("det > 5", {"det": 5}, False),
+        ("1 < det <= 3", {"det": 3}, True),
+        ("1 < det <= 3", {"det": 4}, False),
+        ("det > 5 and seq_num >= 3", {"det": 9, "seq_num": 2}, False),
+        ("not (a or b)", {"a": False, "b": 0}, True),
+        ("abs(x - 10) < 0.5 * 2", {"x": 9.2}, True),
+        ("max(a, b) % 4 == 1", {"a": 1, "b": 9}, True),
+        ("data['det:total'] >= -1", {"data": {"det:total": -1}}, True),
+        ("ghost > 1", {"det": 1}, False),  # a missing name: false, not an error
+        ("label == 'blank'", {"label": "blank"}, True),
+        ("label > 3", {"label": "blank"}, False),  # str vs number: false
+        ("x / y > 1", {"x": 1, "y": 0}, False),  # division by zero: false
+        ("x ** 2 > 1", {"x": 2}, None),  # not in the language
+    ],
+)
+def test_expressions_are_evaluated_by_an_allow_list(
+    text: str, names: dict[str, Any], expected: bool | None
+) -> None:
+    if expected is None:
+        with pytest.raises(QueueArgumentError, match="Pow"):
+            Expression(text)
+        return
+    assert Expression(text)(names) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("__import__('os').system('echo hi')", "calls something other than"),
+        ("det.real > 1", "Attribute"),
+        ("(lambda: 1)() or 1", "calls something other than"),
+        ("(lambda: 1)", "Lambda"),
+        ("[x for x in y]", "ListComp"),
+        ("open('f')", "calls something other than"),
+        ("det[0] > 1", r"only data\['a key'\]"),
+        ("data[0] > 1", r"only data\['a key'\]"),
+        ("x := 3", "does not parse"),
+        ("det >", "does not parse"),
+        ("", "non-empty"),
+        ("b'x' == x", "constant b'x'"),
+        ("max(a, key=b)", "calls something other than"),
+    ],
+)
+def test_anything_else_is_refused_when_parsed(text: str, match: str) -> None:
+    with pytest.raises(QueueArgumentError, match=match):
+        Expression(text)
+
+
+@given(st.text(max_size=60))
+def test_no_text_gets_past_the_parser_unchecked(text: str) -> None:
+    # Whatever the text, parsing either refuses it cleanly or gives an expression that
+    # evaluates to a bool without raising (on any names).
+    try:
+        expression = Expression(text)
+    except QueueArgumentError:
+        return
+    assert expression({"x": 1, "data": {}}) in (True, False)
+
+
+def _readings(engine: Any) -> list[int]:
+    return [e.payload["seq_num"] for e in engine.log.recent(kinds="run.event")]
+
+
+@vt
+async def test_truncate_when_a_reading_crosses_a_threshold() -> None:
+    async with running() as (engine, q):
+        q.add_conditional("det >= 3", "truncate", name="enough")  # det reads 1, 2, 3, ...
+        q.add("count", {"num": 10}, uid="a")
+        q.add("wait", uid="b")
+        q.start()
+        assert await q.wait() == "finished"
+        assert q.item("a").status == ItemStatus.TRUNCATED
+        assert _readings(engine) == [1, 2, 3]
+        (fired,) = engine.log.recent(kinds="queue.conditional_fired")
+        assert (fired.subject, fired.payload["name"], fired.payload["seq_num"]) == (
+            "a",
+            "enough",
+            3,
+        )
+        assert started_uids(engine) == ["a", "b"]
+
+
+@vt
+async def test_start_frequency_and_ntrips() -> None:
+    async with running() as (engine, q):
+        q.add_conditional("det > 0", "truncate", start=3, frequency=2, ntrips=3)
+        q.add("count", {"num": 20}, uid="a")
+        q.start()
+        await q.wait()
+        # Checked at events 3, 5, 7: the third trip is at 7.
+        assert _readings(engine)[-1] == 7
+
+
+@vt
+async def test_abort_cancel_and_skip_next() -> None:
+    async with running() as (engine, q):
+        q.add_conditional("det == 2", "skip_next", plans="count", name="skip")
+        q.add("count", {"num": 3}, uid="a")
+        q.add("wait", uid="skipped")
+        q.add("wait", uid="c")
+        q.start()
+        assert await q.wait() == "finished"
+        assert started_uids(engine) == ["a", "c"]
+        assert q.item("skipped").skip
+        q.remove_conditional("skip")
+        q.add_conditional("seq_num == 2", "cancel", name="stop after")
+        q.add("count", {"num": 3}, uid="d")
+        q.add("wait", uid="e")
+        q.start()
+        assert await q.wait() == "cancelled by conditional 'stop after'"
+        assert q.item("d").status == ItemStatus.SUCCEEDED
+        q.remove_conditional("stop after")
+        q.add_conditional("seq_num == 2", "abort", name="spill", item_types="risky")
+        q.add("count", {"num": 3}, uid="f", item_type="risky", position=0)
+        q.start()
+        assert await q.wait() == "aborted by conditional 'spill'"
+        assert q.item("f").status == ItemStatus.ABORTED
+        assert q.item("e").status == ItemStatus.PENDING
+
+
+@vt
+async def test_pause_conditional_holds_the_queue_until_resumed() -> None:
+    async with running() as (_engine, q):
+        q.add_conditional("det == 2", "pause")
+        q.add("count", {"num": 4}, uid="a")
+        q.start()
+        await anyio.sleep(10)
+        await settle()
+        assert q.state().status == "paused"
+        await q.resume()
+        assert await q.wait() == "finished"
+        assert q.item("a").status == ItemStatus.SUCCEEDED
+
+
+@vt
+async def test_conditionals_fire_once_per_item_and_only_for_their_items() -> None:
+    async with running() as (engine, q):
+        q.add_conditional("det > 0", "truncate", queues="main", plans=["count"])
+        q.add("count", {"num": 5}, uid="a")
+        q.add("count", {"num": 5}, uid="b")
+        q.start()
+        await q.wait()
+        fired = [e.subject for e in engine.log.recent(kinds="queue.conditional_fired")]
+        assert fired == ["a", "b"]
+
+
+@vt
+async def test_bad_conditionals_are_refused() -> None:
+    async with running() as (engine, q):
+        q.add_conditional("det > 1", "pause", name="x")
+        before = engine.log.last_seq
+        for args, kwargs, match in (
+            (("det > 1", "explode"), {}, "action must be one of"),
+            (("det > 1", "pause"), {"name": "x"}, "exists already"),
+            (("det > 1", "pause"), {"start": 0}, "start must be an int >= 1"),
+            (("det > 1", "pause"), {"ntrips": 1.5}, "ntrips"),
+            (("det > 1", "pause"), {"plans": [3]}, "plans must be"),
+            (("os.system('x')", "pause"), {}, "calls something other than"),
+        ):
+            with pytest.raises(QueueArgumentError, match=match):
+                q.add_conditional(*args, **kwargs)
+        with pytest.raises(QueueArgumentError, match="no conditional named"):
+            q.remove_conditional("y")
+        assert engine.log.last_seq == before
+        assert [c.name for c in q.conditionals()] == ["x"]
