@@ -16,9 +16,6 @@ Real clock, asyncio, in-memory Log unless said otherwise, Ctrl+C handling off.
   on a queue of 1,000 pending items while an item runs.
 * ``queue.queueserver_items_per_s``: the peer, bluesky-queueserver on Redis with the same
   plans; None with the reason when it (or ``redis-server``) is not installed.
-
-TRANSITIONAL: until the Engine builds ``engine.queue`` itself, `_queue_of` builds one on the
-engine's dispatcher and drives its lifecycle hooks through ``on_start``/``on_stop``.
 """
 
 from __future__ import annotations
@@ -47,21 +44,6 @@ N_ITEMS = 200
 N_EDITS = 1_000
 
 
-def _queue_of(engine: tc.Engine) -> Queue:
-    own = getattr(engine, "queue", None)
-    if isinstance(own, Queue):
-        return own
-    queue = Queue(engine._dispatcher, engine.run_engine)
-
-    async def started() -> None:
-        queue._attach()
-        queue._started()
-
-    engine.on_start(started)
-    engine.on_stop(queue._stopping)
-    return queue
-
-
 def _sleeper(seconds: float = 10.0) -> Generator[Any, Any, None]:
     yield Msg("checkpoint")
     yield Msg("sleep", None, seconds)
@@ -78,7 +60,7 @@ async def _until_running(queue: Queue) -> None:
 def _engine_and_queue(store: str | None = None) -> tuple[tc.Engine, Queue]:
     engine = tc.Engine(store=store)
     RunEngine(engine, handle_sigint=False)
-    queue = _queue_of(engine)
+    queue = engine.queue
     det = SimDetector("det")
     queue.plan(lambda num=1: count([det], num=num), name="count")
     queue.plan(_sleeper, name="sleep")

@@ -28,25 +28,9 @@ from timecontrol.testing import VirtualClock
 DB = Path("day.sqlite")
 
 
-def queue_of(engine: tc.Engine) -> Queue:
-    """The engine's queue (TRANSITIONAL: until the Engine builds ``engine.queue`` itself)."""
-    own = getattr(engine, "queue", None)
-    if isinstance(own, Queue):
-        return own
-    queue = Queue(engine._dispatcher, engine.run_engine)
-
-    async def started() -> None:
-        queue._attach()
-        queue._started()
-
-    engine.on_start(started)
-    engine.on_stop(queue._stopping)
-    return queue
-
-
 def build(engine: tc.Engine) -> Queue:
     """The queue with its plans, checks and conditionals (registered in code, by name)."""
-    queue = queue_of(engine)
+    queue = engine.queue
     rng = random.Random(7)
     detector = SimDetector("abs", lambda: round(rng.uniform(100, 1000)), exposure=30.0)
 

@@ -13,23 +13,8 @@ from timecontrol.queue import Queue
 
 
 def queue_of(engine: Engine) -> Queue:
-    """The engine's queue: ``engine.queue`` once the Engine builds one, else one built here
-    on the engine's dispatcher with its lifecycle driven through on_start/on_stop.
-
-    TRANSITIONAL: until the Engine owns a queue (it will call the hooks itself).
-    """
-    own = getattr(engine, "queue", None)
-    if isinstance(own, Queue):
-        return own
-    queue = Queue(engine._dispatcher, engine.run_engine)
-
-    async def started() -> None:
-        queue._attach()
-        queue._started()
-
-    engine.on_start(started)
-    engine.on_stop(queue._stopping)
-    return queue
+    """The engine's own queue (the Engine builds it and drives its lifecycle)."""
+    return engine.queue
 
 
 def wait_plan(seconds: float = 1.0, steps: int = 1) -> Generator[Any, Any, int]:

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_support import queue_of
 
-import timecontrol as tc
 from timecontrol.testing import VirtualClock
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "queue.md"
@@ -25,13 +23,6 @@ def test_the_docs_example_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    if not hasattr(tc.Engine, "queue"):  # TRANSITIONAL: until the Engine builds its queue
-        queues: dict[int, Any] = {}
-
-        def queue(self: tc.Engine) -> Any:
-            return queues.setdefault(id(self), queue_of(self))
-
-        monkeypatch.setattr(tc.Engine, "queue", property(queue), raising=False)
     code = _first_python_block().replace("anyio.run(main)", "")
     namespace: dict[str, Any] = {}
     exec(compile(code, str(DOC), "exec"), namespace)  # the docs' own code

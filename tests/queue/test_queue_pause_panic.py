@@ -272,3 +272,21 @@ async def test_abort_and_truncate_right_after_a_pause() -> None:
         await q.abort()
         assert await q.wait() == "aborted"
         assert [i.status for i in q.items()] == [ItemStatus.TRUNCATED, ItemStatus.ABORTED]
+
+
+@vt
+async def test_a_bug_in_the_executor_stops_the_queue_visibly_not_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as (engine, q):
+        q.add("wait", uid="a")
+
+        def broken(item: Any) -> None:
+            raise KeyError("oops")
+
+        monkeypatch.setattr(q, "_scheduled_stop", broken)
+        q.start()
+        assert await q.wait() == "error: KeyError: 'oops'"
+        (stopped,) = engine.log.recent(kinds="queue.stopped")
+        assert "KeyError" in stopped.payload["traceback"]
+        assert engine.running

@@ -15,6 +15,7 @@ waits until `Queue.resume` asks it to resume the plan, or until the plan ends so
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class Executor(Edits):
         """The executor task: run `_execution` and record why it stopped."""
         done = self._exec_done
         reason = "error"
+        trace = ""
         if self._closing:  # the engine stopped before this task began
             reason = "the engine stopped"
         try:
@@ -86,6 +88,7 @@ class Executor(Edits):
             raise
         except Exception as exc:  # a bug: stop the queue, visibly, but keep the engine up
             reason = f"error: {type(exc).__name__}: {exc}"
+            trace = "".join(traceback.format_exception(exc))
         finally:
             self._exec_scope = None
             self._activity = None
@@ -93,7 +96,8 @@ class Executor(Edits):
             self._held = False
             self._last_stop = reason
             if not self._host.log.closed:
-                self._record("queue.stopped", "", {"reason": reason})
+                extra = {"traceback": trace} if trace else {}
+                self._record("queue.stopped", "", {"reason": reason, **extra})
             self._exec_done = None
             if done is not None:
                 done.set()
