@@ -55,7 +55,7 @@ def _oracle(timeout: float) -> dict[str, Any] | str:
 
 def run(quick: bool) -> dict[str, dict[str, Any]]:
     """The compat.* keys (see the module docstring)."""
-    data = _oracle(timeout=15.0 if quick else 30.0)
+    data = _oracle(timeout=6.0 if quick else 20.0)
     if isinstance(data, str):
         return {
             "compat.bluesky_tests_pass_pct": result(None, "%", target=">= 90", note=data),

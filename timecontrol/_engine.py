@@ -28,7 +28,7 @@ from ._dispatch import INTERNAL_PREFIX, Action, Dispatcher, jsonable
 from ._exceptions import EngineStateError, TimeControlError, UnknownActionError
 from ._log import Log, LogSink
 from ._schedule import Intent, Schedule
-from .plans import RunEngine, RunResult, RunState
+from .plans import RunEngine, RunResult, RunState, _sync
 from .queue import Queue
 from .scheduler import ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
 from .scheduler._job import JobChanges
@@ -519,3 +519,8 @@ class Engine:
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"
         return f"<Engine {state} pending={len(self.schedule)} actions={sorted(self.actions)}>"
+
+
+# `SyncRunEngine()` without an engine builds one through this hook: the plans package sits
+# below the facade in the import graph and never imports it.
+_sync.ENGINE_FACTORY = Engine

@@ -48,8 +48,12 @@ FILES = (
     "test_async_read.py",
     "test_legacy_plans.py",
     "test_plan_patterns.py",
-    "test_suspenders.py",
 )
+#: Not run: bluesky's suspender classes drive its RunEngine's private API
+#: (``request_suspend`` with asyncio futures on ``RE.loop``), which the drop-in does not
+#: have (timecontrol has suspenders of its own), and one of them hangs the baseline run in
+#: this harness. Listed in docs/bluesky_compat.md.
+LEFT_OUT = ("test_suspenders.py",)
 
 
 #: Tests left out of both runs: they send real SIGINTs to the process and count on bluesky's
@@ -71,7 +75,9 @@ def bluesky_tests_dir() -> Path:
     return tests
 
 
-def run_suite(target: str, files: list[str], extra: list[str], timeout: float) -> list[dict[str, Any]]:
+def run_suite(
+    target: str, files: list[str], extra: list[str], timeout: float
+) -> list[dict[str, Any]]:
     """Run the files on `target` ("bluesky" or "timecontrol"); one record per test."""
     tests = bluesky_tests_dir()
     with tempfile.TemporaryDirectory(prefix="tc-oracle-") as tmp:
@@ -86,10 +92,24 @@ def run_suite(target: str, files: list[str], extra: list[str], timeout: float) -
             "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
         cmd = [
-            sys.executable, "-m", "pytest", "-q", "-p", "oracle_plugin", "--noconftest",
-            "-c", str(ini), "--rootdir", str(tests), "-p", "no:cacheprovider",
-            "--continue-on-collection-errors", "-o", "asyncio_default_fixture_loop_scope=function",
-            *[str(tests / f) for f in files], *extra,
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "oracle_plugin",
+            "--noconftest",
+            "-c",
+            str(ini),
+            "--rootdir",
+            str(tests),
+            "-p",
+            "no:cacheprovider",
+            "--continue-on-collection-errors",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            *[str(tests / f) for f in files],
+            *extra,
         ]
         subprocess.run(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, check=False)
         if not report.exists():

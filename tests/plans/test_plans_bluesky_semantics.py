@@ -209,3 +209,104 @@ async def test_others_can_still_pause_during_a_replayed_call(virtual_clock: Any)
             result = await re.resume()
         assert result.paused  # the operator's pause, from another task, is honoured
         assert (await re.resume()).exit_status == "success"
+
+
+# -- bluesky's other commands ----------------------------------------------------------------------
+
+
+class Configurable(SimDetector):
+    """A detector with configuration, locate() and an execute()/kickoff()/complete() RPC."""
+
+    def __init__(self) -> None:
+        super().__init__("conf")
+        self.gain = 1
+        self.done: list[str] = []
+
+    def read_configuration(self) -> dict[str, Any]:
+        return {"conf_gain": {"value": self.gain, "timestamp": 0.0}}
+
+    def describe_configuration(self) -> dict[str, Any]:
+        return {"conf_gain": {"source": "sim", "dtype": "integer", "shape": []}}
+
+    def configure(self, gain: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        old = self.read_configuration()
+        self.gain = gain
+        return old, self.read_configuration()
+
+    def locate(self) -> dict[str, float]:
+        return {"setpoint": 1.0, "readback": 2.0}
+
+    async def _finish(self, what: str) -> None:
+        await anyio.sleep(1)
+        self.done.append(what)
+
+    def execute(self, what: str) -> Any:
+        return self._finish(what)
+
+    def kickoff(self) -> Any:
+        return self._finish("kickoff")
+
+    def complete(self) -> Any:
+        return self._finish("complete")
+
+
+@vt
+async def test_declare_stream_configure_locate_and_grouped_rpcs(virtual_clock: Any) -> None:
+    event_model = pytest.importorskip("event_model")
+    async with running() as (_engine, re):
+        out: list[tuple[str, dict[str, Any]]] = []
+        re.subscribe(lambda name, doc: out.append((name, doc)))
+        det = Configurable()
+        answers: dict[str, Any] = {}
+
+        def plan() -> Any:
+            yield Msg("open_run")
+            yield Msg("declare_stream", None, det, name="primary")
+            for gain in (1, 5):
+                if gain != 1:
+                    yield Msg("configure", det, gain)
+                yield Msg("create", name="primary")
+                yield Msg("read", det)
+                yield Msg("save")
+            answers["where"] = yield Msg("locate", det)
+            yield Msg("execute", det, group="g", execute_args=("rpc",))
+            yield Msg("kickoff", det, group="g")
+            yield Msg("complete", det, group="g")
+            yield Msg("wait", None, group="g")
+            yield Msg("wait_for", None, [lambda: anyio.sleep(1)])
+            answers["class"] = yield Msg("RE_class")
+            yield Msg("close_run")
+
+        t0 = virtual_clock.monotonic()
+        result = await re.run(plan())
+        assert result.exit_status == "success"
+        for name, doc in out:
+            event_model.schema_validators[event_model.DocumentNames[name]].validate(doc)
+        assert [name for name, _ in out] == [
+            "start", "descriptor", "event", "descriptor", "event", "stop"
+        ]
+        first, second = (doc for name, doc in out if name == "descriptor")
+        assert first["configuration"]["conf"]["data"] == {"conf_gain": 1}
+        assert second["configuration"]["conf"]["data"] == {"conf_gain": 5}
+        assert [doc["seq_num"] for name, doc in out if name == "event"] == [1, 2]
+        assert answers["where"] == {"setpoint": 1.0, "readback": 2.0}
+        assert answers["class"] is type(re)
+        assert sorted(det.done) == ["complete", "kickoff", "rpc"]
+        assert virtual_clock.monotonic() - t0 == pytest.approx(2)  # rpcs together, then 1 s
+
+
+@vt
+async def test_a_command_on_an_object_without_the_method_is_thrown_into_the_plan() -> None:
+    from timecontrol.plans import PlanArgumentError
+
+    async with running() as (_engine, re):
+        caught: list[BaseException] = []
+
+        def plan() -> Any:
+            try:
+                yield Msg("kickoff", object())
+            except PlanArgumentError as exc:
+                caught.append(exc)
+
+        await re.run(plan())
+        assert "kickoff() method" in str(caught[0])

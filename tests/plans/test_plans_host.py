@@ -133,11 +133,6 @@ def test_plans_package_never_imports_the_engine() -> None:
                 module = "." * node.level + (node.module or "")
                 names = {alias.name for alias in node.names}
                 if "_engine" in module or "Engine" in names or module in ("..", "timecontrol"):
-                    if path.name == "_sync.py" and module == ".._engine" and names == {"Engine"}:
-                        # SyncRunEngine() with no engine builds one, as a user would: a
-                        # deferred import in that one convenience, never at module level.
-                        assert node.col_offset > 0
-                        continue
                     offenders.append(f"{path.name}: from {module} import {sorted(names)}")
             elif isinstance(node, ast.Import):
                 offenders += [

@@ -29,7 +29,7 @@ from ._records import CommandHandler, obj_name
 from ._state import RunState
 from ._suspenders import Suspender
 
-__all__ = ["CommandHandlers", "read_together"]
+__all__ = ["CommandHandlers", "configuration_of", "read_together"]
 
 _S = RunState
 
@@ -199,13 +199,27 @@ class CommandHandlers(RunCore):
             merged.update(reading)
         return merged
 
-    async def _cmd_wait(self, msg: Any) -> None:
-        group = msg.kwargs.get("group", msg.args[0] if msg.args else None)
-        statuses = self._groups.pop(group, [])
-        # A timeout raises TimeoutError into the plan, which may catch it.
-        with anyio.fail_after(msg.kwargs.get("timeout")):
+    async def _cmd_wait(self, msg: Any) -> bool:
+        """Wait for the group's statuses; True when all are done.
+
+        On a timeout the statuses stay in the group (a later wait can wait for them again)
+        and `TimeoutError` is thrown into the plan, or, with ``error_on_timeout=False`` or
+        ``move_on=True`` (bluesky's options), False is sent back instead.
+        """
+        kwargs = msg.kwargs
+        group = kwargs.get("group", msg.args[0] if msg.args else None)
+        statuses = self._groups.get(group, [])
+        with anyio.move_on_after(kwargs.get("timeout")) as scope:
             for status in statuses:
                 await await_status(status)
+        if not scope.cancelled_caught:
+            self._groups.pop(group, None)
+            return True
+        if kwargs.get("error_on_timeout", True) and not kwargs.get("move_on", False):
+            raise TimeoutError(
+                f"'wait' for group {group!r} timed out after {kwargs.get('timeout')} s"
+            )
+        return False
 
     async def _cmd_sleep(self, msg: Any) -> None:
         seconds = msg.args[0] if msg.args else msg.kwargs.get("time", 0)
@@ -215,17 +229,27 @@ class CommandHandlers(RunCore):
         await clock.sleep_until(clock.monotonic() + seconds)
 
     async def _cmd_stage(self, msg: Any) -> Any:
+        # An object without stage() has nothing to prepare (bluesky stages only Stageables).
         obj = msg.obj
         self._seen[id(obj)] = obj
-        result = await await_status(obj.stage())
-        self._staged[id(obj)] = obj
+        result = None
+        if callable(getattr(obj, "stage", None)):
+            result = self._adopt(obj.stage())
+            if "group" in msg.kwargs:  # bluesky 1.16: a grouped stage is waited for by 'wait'
+                self._groups.setdefault(msg.kwargs["group"], []).append(result)
+            else:
+                result = await await_status(result)
+            if callable(getattr(obj, "unstage", None)):
+                self._staged[id(obj)] = obj  # clean-up unstages it on every exit path
         self._reset_checkpoint()
         return result
 
     async def _cmd_unstage(self, msg: Any) -> Any:
         obj = msg.obj
         self._staged.pop(id(obj), None)
-        result = await await_status(obj.unstage())
+        result = None
+        if callable(getattr(obj, "unstage", None)):
+            result = await await_status(obj.unstage())
         self._reset_checkpoint()
         return result
 
@@ -324,7 +348,7 @@ class CommandHandlers(RunCore):
         now = self.host.clock.time()
         objs = [o for o, _ in read]
         if name not in run.descriptors:
-            configuration = {obj_name(obj) or repr(obj): await _configuration(obj) for obj in objs}
+            configuration = {obj_name(o) or repr(o): await configuration_of(o) for o in objs}
             descriptor = run.descriptor(name, objs, configuration, now)
             if descriptor is not None:
                 self._emit("descriptor", descriptor, run.uid)
@@ -406,7 +430,7 @@ class CommandHandlers(RunCore):
             self._raise(SUSPEND, cancel=False)  # another one tripped during the post-plan
 
 
-async def _configuration(obj: Any) -> dict[str, Any]:
+async def configuration_of(obj: Any) -> dict[str, Any]:
     """The configuration block of a descriptor for `obj` (empty if it has none)."""
     config: dict[str, Any] = {"data": {}, "timestamps": {}, "data_keys": {}}
     if callable(getattr(obj, "read_configuration", None)):

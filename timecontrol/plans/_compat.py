@@ -20,7 +20,7 @@ import importlib.metadata
 import sys
 from typing import Any
 
-from .._exceptions import TimeControlError
+from .._exceptions import EngineStateError, TimeControlError
 from ._errors import StatusFailed
 
 __all__ = [
@@ -29,8 +29,10 @@ __all__ = [
     "bluesky_class",
     "interrupted_error",
     "is_no_replay",
+    "plan_error",
     "public_no_replay_allowed",
     "public_run_engine_interrupted",
+    "state_error",
     "status_failed",
     "versions",
 ]
@@ -45,9 +47,9 @@ class RunEngineInterruptedBase(TimeControlError):
     """``RE(plan)`` / ``RE.resume()`` of `SyncRunEngine` returned because the plan paused."""
 
 
-def bluesky_class(name: str) -> type[BaseException] | None:
-    """``bluesky.utils.<name>`` if bluesky's utilities are already imported, else None."""
-    module = sys.modules.get("bluesky.utils")
+def bluesky_class(name: str, module_name: str = "bluesky.utils") -> type[BaseException] | None:
+    """``<module_name>.<name>`` if that bluesky module is already imported, else None."""
+    module = sys.modules.get(module_name)
     cls = getattr(module, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, BaseException) else None
 
@@ -90,6 +92,30 @@ def interrupted_error(message: str) -> RunEngineInterruptedBase:
     cls = RunEngineInterruptedBase if theirs is None else _merged(RunEngineInterruptedBase, theirs)
     error = cls(message)
     assert isinstance(error, RunEngineInterruptedBase)
+    return error
+
+
+def state_error(exc: EngineStateError) -> EngineStateError:
+    """`exc` as bluesky's ``TransitionError`` too, when bluesky's run engine is loaded: what
+    `SyncRunEngine` raises for a request its state refuses (bluesky users catch that)."""
+    theirs = bluesky_class("TransitionError", "bluesky.run_engine")
+    if theirs is None or isinstance(exc, theirs) or type(exc) is not EngineStateError:
+        return exc
+    error = _merged(type(exc), theirs)(*exc.args)
+    assert isinstance(error, EngineStateError)
+    return error
+
+
+def plan_error(exc: BaseException) -> BaseException:
+    """Our `IllegalMessageSequence` also as bluesky's class of that name, when bluesky is
+    loaded (what `SyncRunEngine` raises for an illegal plan; bluesky users catch that)."""
+    from ._errors import IllegalMessageSequence
+
+    theirs = bluesky_class("IllegalMessageSequence")
+    if theirs is None or isinstance(exc, theirs) or type(exc) is not IllegalMessageSequence:
+        return exc
+    error = _merged(IllegalMessageSequence, theirs)(*exc.args)
+    error.__cause__ = exc.__cause__
     return error
 
 

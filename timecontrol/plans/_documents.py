@@ -120,6 +120,15 @@ class OpenRun:
 
     # -- documents -----------------------------------------------------------------------------
 
+    def forget_device(self, obj: Any) -> None:
+        """`obj` was reconfigured: describe it afresh, and give every stream it is in a new
+        descriptor at its next event (sequence numbers go on)."""
+        self._describe.pop(id(obj), None)
+        name = _object_name(obj)
+        for stream, (_doc, names) in list(self.descriptors.items()):
+            if name in names:
+                del self.descriptors[stream]
+
     def cached_description(self, obj: Any) -> dict[str, Any] | None:
         """The cached ``describe()`` of `obj` in this run, if any."""
         return self._describe.get(id(obj))

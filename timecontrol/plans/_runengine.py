@@ -23,12 +23,12 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Self
 
-from ._commands import CommandHandlers
 from ._core import ABORT, HALT, STOP, check_timeout, check_yield_every
 from ._documents import new_uid
 from ._driver import Driver, as_plan
 from ._errors import PauseHeldError, PlanArgumentError
 from ._host import PlanHost, is_facade
+from ._more_commands import MoreCommands
 from ._records import (
     CommandHandler,
     DocumentCallback,
@@ -80,7 +80,7 @@ def _own_run_engine(facade: Any) -> Any:
         ids.discard(id(facade))
 
 
-class RunEngine(Driver, CommandHandlers):
+class RunEngine(Driver, MoreCommands):
     """Runs plans on a host's loop, Log and Clock.
 
     Args:
@@ -141,7 +141,7 @@ class RunEngine(Driver, CommandHandlers):
             rewindable=rewindable,
             metadata=metadata,
         )
-        for command, handler in self._builtin_handlers().items():
+        for command, handler in {**self._builtin_handlers(), **self._more_handlers()}.items():
             self._handlers[command] = (handler, inspect.iscoroutinefunction(handler))
 
     def _apply_options(self, options: dict[str, Any]) -> None:

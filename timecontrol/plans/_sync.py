@@ -20,14 +20,14 @@ import concurrent.futures
 import importlib
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping, MutableMapping
-from contextlib import ExitStack
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, MutableMapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from .._exceptions import EngineStateError
-from ._compat import interrupted_error, versions
-from ._errors import PlanArgumentError
+from ._compat import interrupted_error, plan_error, state_error, versions
+from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._loop import LoopHandle
 from ._records import DocumentCallback, RunResult
 from ._runengine import RunEngine
@@ -35,6 +35,9 @@ from ._sigint import install_sigint
 from ._state import RunState
 from ._stubs import ensure_generator
 from ._suspenders import Suspender
+
+#: Builds an engine when `SyncRunEngine` is given none; set by the `Engine` facade on import.
+ENGINE_FACTORY: Callable[[], Any] | None = None
 
 __all__ = ["PAUSE_MSG", "RunEngineResult", "SyncRunEngine"]
 
@@ -86,6 +89,24 @@ def _register_bluesky_loop(loop: asyncio.AbstractEventLoop) -> None:
     setter = getattr(module, "set_bluesky_event_loop", None)
     if callable(setter):
         setter(loop)
+
+
+@contextmanager
+def _bluesky_errors() -> Iterator[None]:
+    """A refusal by the state machine also as bluesky's ``TransitionError``, an illegal plan
+    also as bluesky's ``IllegalMessageSequence`` (if bluesky is loaded)."""
+    try:
+        yield
+    except EngineStateError as exc:
+        converted = state_error(exc)
+        if converted is exc:
+            raise
+        raise converted from None
+    except IllegalMessageSequence as exc:
+        illegal = plan_error(exc)
+        if illegal is exc:
+            raise
+        raise illegal from None
 
 
 def _normalize_subs(subs: Any) -> list[tuple[str, DocumentCallback]]:
@@ -151,6 +172,10 @@ class SyncRunEngine:
         self.preprocessors: list[Callable[[Any], Any]] = list(preprocessors or [])
         self.context_managers = context_managers
         self.pause_msg = PAUSE_MSG
+        #: plan_result of a `RunEngineResult` when the plan did not run to its end (bluesky's).
+        self.NO_PLAN_RETURN: Any = object()
+        #: Kept for bluesky's code that sets it; calls are not depth-checked.
+        self.max_depth: int | None = None
         self._loop = loop or asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._serve, name="timecontrol-sync-run-engine", daemon=True
@@ -176,11 +201,11 @@ class SyncRunEngine:
     @staticmethod
     def _make_engine(engine: Any) -> Any:
         if engine is None:
-            # The facade is imported here, not at module level: the plans package sits below
-            # it in the import graph, and only this convenience needs to build one.
-            from .._engine import Engine
-
-            return Engine()
+            # The facade registers how to build it (`_engine` sets ENGINE_FACTORY on import):
+            # the plans package sits below the facade and never imports it.
+            if ENGINE_FACTORY is None:
+                raise PlanArgumentError("pass engine=timecontrol.Engine(...) to SyncRunEngine")
+            return ENGINE_FACTORY()
         if not getattr(engine, "_owns_parts", False):
             raise PlanArgumentError(f"engine must be a timecontrol.Engine or None, got {engine!r}")
         if engine.running:
@@ -261,9 +286,10 @@ class SyncRunEngine:
             raise interrupted_error(self.pause_msg)
         if not self.call_returns_result:
             return result.run_uids
+        finished = result.exit_status == "success" and not result.interrupted
         return RunEngineResult(
             run_start_uids=result.run_uids,
-            plan_result=result.plan_result,
+            plan_result=result.plan_result if finished else self.NO_PLAN_RETURN,
             exit_status=result.exit_status or "",
             interrupted=result.interrupted,
             reason=result.reason,
@@ -292,7 +318,8 @@ class SyncRunEngine:
         self._re._call_tokens.extend(tokens)  # dropped when the plan ends
         try:
             # The plan as given (not its preprocessed wrapper) names plan_type and plan_name.
-            result = self._call(self._re._run_plan(gen, plan, metadata), interruptible=True)
+            with _bluesky_errors():
+                result = self._call(self._re._run_plan(gen, plan, metadata), interruptible=True)
         except BaseException:
             if self._re.state is RunState.IDLE:
                 self._re._drop_call_tokens()
@@ -302,7 +329,8 @@ class SyncRunEngine:
     def resume(self) -> tuple[str, ...] | RunEngineResult:
         """Resume the paused plan from its last checkpoint; return or raise as ``RE(plan)``."""
         self._check_open("resume()")
-        return self._outcome(self._call(self._re.resume(), interruptible=True))
+        with _bluesky_errors():
+            return self._outcome(self._call(self._re.resume(), interruptible=True))
 
     def stop(self) -> tuple[str, ...] | RunEngineResult | None:
         """End the plan as a success, letting it clean up; its run uids (or result)."""
@@ -324,7 +352,8 @@ class SyncRunEngine:
             self._loop.create_task(verb())
             return None
         self._check_open(what)
-        return self._outcome(self._call(verb(), interruptible=True))
+        with _bluesky_errors():
+            return self._outcome(self._call(verb(), interruptible=True))
 
     def request_pause(
         self,
@@ -339,7 +368,8 @@ class SyncRunEngine:
         """
         if self._closed:
             raise EngineStateError("request_pause() refused: this SyncRunEngine is closed")
-        self._on_loop(self._re.request_pause, defer, name, callback)
+        with _bluesky_errors():
+            self._on_loop(self._re.request_pause, defer, name, callback)
 
     def panic(self) -> None:
         """Emergency stop (see `RunEngine.panic`); from any thread."""
