@@ -116,7 +116,7 @@ class _Sigint:
 
     def send(self) -> None:
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.25)
+        time.sleep(0.25)  # real time on purpose
 
     def __enter__(self) -> _Sigint:
         return self

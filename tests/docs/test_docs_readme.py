@@ -89,14 +89,14 @@ def test_restart_example_keeps_an_operators_pause(
     async def first_run() -> None:
         engine: tc.Engine = start()["engine"]
         async with engine:
-            await anyio.sleep(25 * 60)  # two weighings
+            await anyio.sleep(25 * 60)  # two weighings; virtual time
             engine.pause_job("balance")  # an operator pauses it
 
     async def second_run() -> list[str]:
         engine: tc.Engine = start()["engine"]  # the script runs again after a restart
         assert not engine.get_job("balance").enabled  # still paused
         async with engine:
-            await anyio.sleep(60 * 60)
+            await anyio.sleep(60 * 60)  # virtual time
         return [r.status for r in await engine.history("balance")]
 
     VirtualClock("2026-03-30T08:00+02:00").run(first_run)

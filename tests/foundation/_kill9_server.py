@@ -124,8 +124,8 @@ def _round(path: Path, truth: mmap.mmap, paced: bool, rng: random.Random) -> dic
     while struct.unpack_from("<q", truth, 40)[0] == 0:
         if os.waitpid(pid, os.WNOHANG) != (0, 0) or time.monotonic() > deadline:
             return {"error": "the writer died before it was ready"}
-        time.sleep(0.0005)
-    time.sleep(rng.uniform(0.005, 0.15))
+        time.sleep(0.0005)  # real time: a real process
+    time.sleep(rng.uniform(0.005, 0.15))  # real time: a real process
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     first, sub_max, appended, appended_wall, first_wall, _ = _TRUTH.unpack_from(truth, 0)

@@ -21,7 +21,7 @@ async def test_same_instant_runs_start_in_due_priority_seq_order(
     @engine.action
     async def work(n: int) -> None:
         started.append(n)
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
 
     at = virtual_clock.time() + 10
     rng = random.Random(7)
@@ -32,5 +32,5 @@ async def test_same_instant_runs_start_in_due_priority_seq_order(
             priority = rng.choice([-1, 0, 0, 3])
             intent = engine.submit("work", at=due, kwargs={"n": n}, priority=priority)
             expected.append((due, priority, intent.seq, n))
-        await anyio.sleep(20)
+        await anyio.sleep(20)  # virtual time
     assert started == [n for *_, n in sorted(expected)]

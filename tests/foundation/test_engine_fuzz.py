@@ -148,5 +148,5 @@ async def test_two_engines_on_one_file_through_a_symlink(tmp_path: Path) -> None
         with pytest.raises(tc.EngineStateError, match="read-only"):
             async with reader:
                 pass
-        await anyio.sleep(35)
+        await anyio.sleep(35)  # virtual time
     assert len(runs) == 3  # the first engine kept running every job

@@ -100,12 +100,12 @@ async def test_stop_and_start_again_in_memory(virtual_clock: VirtualClock) -> No
 
     engine.add_job("tick", tc.interval(seconds=10), id="tick")
     async with engine:
-        await anyio.sleep(25)
+        await anyio.sleep(25)  # virtual time
     assert len(ran) == 2
-    await anyio.sleep(100)  # stopped: nothing runs
+    await anyio.sleep(100)  # stopped: nothing runs; virtual time
     assert len(ran) == 2
     async with engine:
-        await anyio.sleep(25)
+        await anyio.sleep(25)  # virtual time
     assert len(ran) >= 4
     assert engine.get_job("tick").id == "tick"
 
@@ -122,7 +122,7 @@ async def test_stop_and_start_again_on_a_store(tmp_path: Path) -> None:
     engine.add_job("tick", tc.interval(seconds=10), id="tick")
     for _ in range(3):
         async with engine:
-            await anyio.sleep(25)
+            await anyio.sleep(25)  # virtual time
     assert len(counts) >= 6
     history = await engine.history("tick")
     assert sum(r.status == "success" for r in history) == len(counts)
@@ -139,7 +139,7 @@ async def test_saved_jobs_come_back_without_touching_the_scheduler(tmp_path: Pat
 
     first.add_job("tick", tc.interval(seconds=10), id="tick")
     async with first:
-        await anyio.sleep(15)
+        await anyio.sleep(15)  # virtual time
 
     ran: list[int] = []
     second = tc.Engine(store=path)
@@ -149,7 +149,7 @@ async def test_saved_jobs_come_back_without_touching_the_scheduler(tmp_path: Pat
         ran.append(1)
 
     async with second:  # nothing touches second.scheduler
-        await anyio.sleep(35)
+        await anyio.sleep(35)  # virtual time
     assert len(ran) >= 3
 
 
@@ -168,10 +168,10 @@ async def test_panic_before_the_first_run_holds_jobs_until_all_is_well(
     engine.panic()
     assert engine.state is tc.RunState.PANICKED
     async with engine:
-        await anyio.sleep(35)
+        await anyio.sleep(35)  # virtual time
         assert ran == []
         engine.all_is_well()
-        await anyio.sleep(25)
+        await anyio.sleep(25)  # virtual time
     assert len(ran) >= 2
 
 

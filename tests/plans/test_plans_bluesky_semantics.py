@@ -190,7 +190,7 @@ async def test_others_can_still_pause_during_a_replayed_call(virtual_clock: Any)
             if first:
                 first = False
                 re.request_pause()  # from the plan's own call: the replay must not repeat it
-            await anyio.sleep(2)
+            await anyio.sleep(2)  # virtual time
 
         def plan() -> Any:
             yield Msg("checkpoint")
@@ -201,7 +201,7 @@ async def test_others_can_still_pause_during_a_replayed_call(virtual_clock: Any)
         assert result.paused
 
         async def operator() -> None:
-            await anyio.sleep(1)  # during the replayed call's sleep
+            await anyio.sleep(1)  # virtual time, during the replayed call's sleep
             re.request_pause()
 
         async with anyio.create_task_group() as tg:
@@ -237,7 +237,7 @@ class Configurable(SimDetector):
         return {"setpoint": 1.0, "readback": 2.0}
 
     async def _finish(self, what: str) -> None:
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         self.done.append(what)
 
     def execute(self, what: str) -> Any:
@@ -273,7 +273,7 @@ async def test_declare_stream_configure_locate_and_grouped_rpcs(virtual_clock: A
             yield Msg("kickoff", det, group="g")
             yield Msg("complete", det, group="g")
             yield Msg("wait", None, group="g")
-            yield Msg("wait_for", None, [lambda: anyio.sleep(1)])
+            yield Msg("wait_for", None, [lambda: anyio.sleep(1)])  # virtual time
             answers["class"] = yield Msg("RE_class")
             yield Msg("close_run")
 

@@ -87,7 +87,7 @@ async def test_interrupted_and_failed_runs_validate(virtual_clock: Any) -> None:
         det = SimDetector("det", exposure=1.0)
 
         async def pause_soon() -> None:
-            await anyio.sleep(1.5)
+            await anyio.sleep(1.5)  # virtual time
             re.request_pause()
 
         async with anyio.create_task_group() as tg:

@@ -26,7 +26,7 @@ class SimFailing:
         status = SimStatus(current_clock().monotonic() + 10)
 
         async def fail_later() -> None:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             status.finish(success=False, exc=ValueError(f"cannot reach {value}"))
 
         assert self.tg is not None
@@ -42,7 +42,7 @@ class CoroFailing:
     name = "coro_failing"
 
     async def set(self, value: Any) -> None:
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.5)  # virtual time
         raise ValueError(f"cannot reach {value}")
 
     async def trigger(self) -> None:
@@ -71,7 +71,7 @@ class OphydAsyncFailing:
         from ophyd_async.core import AsyncStatus
 
         async def move() -> None:
-            await anyio.sleep(0.1)
+            await anyio.sleep(0.1)  # virtual time
             raise ValueError(f"cannot reach {value}")
 
         return AsyncStatus(move())

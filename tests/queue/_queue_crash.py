@@ -82,7 +82,7 @@ def _wait_ready(truth: str, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         if os.path.exists(truth) and b"ready" in Path(truth).read_bytes():
             return
-        time.sleep(0.005)
+        time.sleep(0.005)  # real time: a real process
     raise SystemExit("the first child never became ready")
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     rng = random.Random(int(seed))
     pid = _fork(store, truth, True)
     _wait_ready(truth)
-    time.sleep(rng.uniform(0.04, 0.2))
+    time.sleep(rng.uniform(0.04, 0.2))  # real time: a real process
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     for _ in range(int(rounds)):

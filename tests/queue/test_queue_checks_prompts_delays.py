@@ -101,7 +101,7 @@ async def test_a_failing_item_check_can_stop_skip_or_pause() -> None:
         q.add_check(raising, level="item", on_fail="pause")
         q.add("wait", uid="d")
         q.start()
-        await anyio.sleep(5)
+        await anyio.sleep(5)  # virtual time
         state = q.state()
         assert (state.status, state.activity) == ("paused", "paused")
         assert failed_checks(engine)[-1] == (
@@ -122,13 +122,13 @@ async def test_a_failing_step_check_pauses_the_plan_then_checks_again() -> None:
         q.add_check(lambda c: interlock["closed"] or "door open", level="step", name="door")
         q.add("wait", {"seconds": 1, "steps": 3}, uid="a")
         q.start()
-        await anyio.sleep(1.5)
+        await anyio.sleep(1.5)  # virtual time
         interlock["closed"] = False
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         assert engine.state == "paused"
         assert q.state().status == "paused"
         await q.resume()  # replays since the last checkpoint; still open: paused again
-        await anyio.sleep(1.5)
+        await anyio.sleep(1.5)  # virtual time
         assert engine.state == "paused"
         interlock["closed"] = True
         await q.resume()
@@ -185,7 +185,7 @@ async def test_a_prompt_is_answered_from_python() -> None:
         q.add_check(locked_valves, level="execution")
         q.add("wait", uid="a")
         q.start()
-        await anyio.sleep(30)
+        await anyio.sleep(30)  # virtual time
         (prompt,) = q.state().prompts
         assert q.state().activity == "prompt"
         with pytest.raises(PromptError, match=r"'later' is not an answer.*'continue', 'stop'"):
@@ -289,11 +289,11 @@ async def test_a_delay_can_be_skipped_or_changed_and_edits_count_after_it() -> N
         assert q.state().delay_remaining == pytest.approx(90)
         q.set_delay_remaining(5)
         q.add("wait", {"seconds": 1}, uid="x", position=1)  # made during the delay: runs next
-        await anyio.sleep(5.5)
+        await anyio.sleep(5.5)  # virtual time
         assert started_uids(engine) == ["a", "x"]
-        await anyio.sleep(1)  # x ran (1 s); b: no delay after x
+        await anyio.sleep(1)  # x ran (1 s); b: no delay after x; virtual time
         assert started_uids(engine) == ["a", "x", "b"]
-        await anyio.sleep(2)
+        await anyio.sleep(2)  # virtual time
         q.skip_delay()
         assert await q.wait() == "finished"
         assert starts(engine) == [("a", 0), ("x", 16), ("b", 17), ("c", 19.5)]
@@ -311,7 +311,7 @@ async def test_cancel_ends_a_delay_at_once() -> None:
         q.add("wait", uid="a", delay_after=1000)
         q.add("wait", uid="b")
         q.start()
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         q.cancel()
         assert await q.wait() == "cancelled"
         assert started_uids(engine) == ["a"]

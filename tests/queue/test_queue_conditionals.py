@@ -146,7 +146,7 @@ async def test_pause_conditional_holds_the_queue_until_resumed() -> None:
         q.add_conditional("det == 2", "pause")
         q.add("count", {"num": 4}, uid="a")
         q.start()
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         await settle()
         assert q.state().status == "paused"
         await q.resume()

@@ -54,11 +54,11 @@ async def test_deferred_pause_lands_at_the_next_checkpoint() -> None:
     async with running() as (engine, q):
         q.add("wait", {"seconds": 1, "steps": 3}, uid="a")
         q.start()
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.5)  # virtual time
         q.pause(defer=True)
-        await anyio.sleep(0.25)
+        await anyio.sleep(0.25)  # virtual time
         assert engine.state == "running"
-        await anyio.sleep(0.5)  # the checkpoint at 1 s
+        await anyio.sleep(0.5)  # the checkpoint at 1 s; virtual time
         assert engine.state == "paused"
         await q.resume()
         assert await q.wait() == "finished"
@@ -71,7 +71,7 @@ async def test_a_pause_from_the_run_engine_itself_holds_the_queue_too() -> None:
         q.add("wait", {"seconds": 2}, uid="a")
         q.add("wait", {"seconds": 2}, uid="b")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         engine.request_pause()  # an operator's button on the engine, or Ctrl+C
         await settle()
         assert q.state().status == "paused"
@@ -95,12 +95,12 @@ async def test_pause_between_items_freezes_the_delay() -> None:
         state = q.state()
         assert (state.status, state.activity) == ("paused", "delay")
         assert state.delay_remaining == pytest.approx(7)
-        await anyio.sleep(50)
+        await anyio.sleep(50)  # virtual time
         assert q.state().delay_remaining == pytest.approx(7)
         await q.resume()
-        await anyio.sleep(6.5)
+        await anyio.sleep(6.5)  # virtual time
         assert started_uids(engine) == ["a"]
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         assert started_uids(engine) == ["a", "b"]
         await q.wait()
 
@@ -110,7 +110,7 @@ async def test_resume_is_refused_while_a_named_pause_holds() -> None:
     async with running() as (engine, q):
         q.add("wait", {"seconds": 2}, uid="a")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         beam = {"ok": False}
         engine.request_pause(name="beam", callback=lambda: beam["ok"])
         await settle()
@@ -140,7 +140,7 @@ async def test_panic_stops_the_queue_and_interrupts_the_running_item() -> None:
         q.add("wait", {"seconds": 5}, uid="once", on_interrupt="skip")
         q.add("wait", {"seconds": 1}, uid="later")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         engine.panic()
         assert await q.wait() == "panic"
         assert q.item("again").status == ItemStatus.PENDING  # interrupted, to re-run
@@ -151,7 +151,7 @@ async def test_panic_stops_the_queue_and_interrupts_the_running_item() -> None:
             q.start()
         engine.all_is_well()
         q.start()
-        await anyio.sleep(7)  # again re-runs (5 s), once starts
+        await anyio.sleep(7)  # again re-runs (5 s), once starts; virtual time
         engine.panic()
         assert await q.wait() == "panic"
         assert q.item("once").status == ItemStatus.INTERRUPTED  # not to run again
@@ -167,7 +167,7 @@ async def test_panic_during_a_delay_stops_the_queue() -> None:
         q.add("wait", uid="a", delay_after=60)
         q.add("wait", uid="b")
         q.start()
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         engine.panic()
         assert await q.wait() == "panic"
         assert started_uids(engine) == ["a"]
@@ -180,7 +180,7 @@ async def test_cancel_lets_the_running_item_end_then_stops() -> None:
         q.add("wait", {"seconds": 5}, uid="a")
         q.add("wait", uid="b")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         q.cancel("lunch")
         assert q.state().status == "stopping"
         assert await q.wait() == "cancelled: lunch"
@@ -197,7 +197,7 @@ async def test_abort_ends_the_running_item_as_aborted_and_stops() -> None:
         q.add("count", {"num": 10}, uid="a")
         q.add("wait", uid="b")
         q.start()
-        await anyio.sleep(2.5)
+        await anyio.sleep(2.5)  # virtual time
         await q.abort("sample spilled")
         assert await q.wait() == "aborted: sample spilled"
         item = q.item("a")
@@ -214,9 +214,9 @@ async def test_abort_of_a_paused_item() -> None:
     async with running() as (_engine, q):
         q.add("wait", {"seconds": 5}, uid="a")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         q.pause()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         await q.abort()
         assert await q.wait() == "aborted"
         assert q.item("a").status == ItemStatus.ABORTED
@@ -228,7 +228,7 @@ async def test_truncate_ends_the_item_as_a_success_and_goes_on() -> None:
         q.add("count", {"num": 10}, uid="a")
         q.add("wait", uid="b")
         q.start()
-        await anyio.sleep(3.5)
+        await anyio.sleep(3.5)  # virtual time
         await q.truncate("enough points")
         assert await q.wait() == "finished"
         item = q.item("a")
@@ -247,7 +247,7 @@ async def test_stopping_the_engine_interrupts_the_running_item() -> None:
     async with running() as (engine, q):
         q.add("wait", {"seconds": 5}, uid="a")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
     assert q.item("a").status == ItemStatus.PENDING  # to re-run
     outcome = q.item("a").outcome
     assert outcome is not None
@@ -264,10 +264,10 @@ async def test_abort_and_truncate_right_after_a_pause() -> None:
         q.add("wait", {"seconds": 5}, uid="a")
         q.add("wait", {"seconds": 5}, uid="b")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         q.pause()
         await q.truncate()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         q.pause()
         await q.abort()
         assert await q.wait() == "aborted"

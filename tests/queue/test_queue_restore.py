@@ -63,7 +63,7 @@ async def test_a_queue_comes_back_from_any_log_sink() -> None:
         q1.add("wait", {"seconds": 100}, uid="b", on_interrupt="skip")
         q1.add("wait", {"seconds": 1}, uid="c")
         q1.start()
-        await anyio.sleep(10)  # b runs when the engine stops
+        await anyio.sleep(10)  # b runs when the engine stops; virtual time
     second = Engine(store=sink)
     RunEngine(second, handle_sigint=False)
     q2 = queue_of(second)

@@ -30,11 +30,11 @@ async def test_a_scheduled_start_waits_for_its_wall_time(virtual_clock: Any) -> 
         q.add("wait", uid="a")
         at = virtual_clock.now() + timedelta(hours=2)
         q.start(at=at)
-        await anyio.sleep(3600)
+        await anyio.sleep(3600)  # virtual time
         state = q.state()
         assert (state.status, state.activity) == ("waiting", "waiting")
         assert started_uids(engine) == []
-        await anyio.sleep(3601)
+        await anyio.sleep(3601)  # virtual time
         assert started_uids(engine) == ["a"]
         (started,) = engine.log.recent(kinds="queue.item_started")
         assert started.at == at
@@ -51,7 +51,7 @@ async def test_cancel_ends_the_wait_for_a_scheduled_start(virtual_clock: Any) ->
     async with running() as (engine, q):
         q.add("wait", uid="a")
         q.start(at=virtual_clock.time() + 600)
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         q.cancel()
         assert await q.wait() == "cancelled"
         assert started_uids(engine) == []
@@ -108,7 +108,7 @@ async def test_eta_and_statistics_are_learned_from_the_log(virtual_clock: Any) -
         assert (eta.seconds, eta.unknown, eta.items) == (10 + 5 + 15 + 5 + 3, 0, 3)
         assert eta.ends_at == pytest.approx(virtual_clock.time() + 38)
         q.start()
-        await anyio.sleep(4)  # 4 s into a
+        await anyio.sleep(4)  # 4 s into a; virtual time
         assert q.eta().seconds == pytest.approx(34)
         await q.wait()
         stats = await q.stats()

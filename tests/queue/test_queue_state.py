@@ -47,7 +47,7 @@ async def test_progress_falls_back_on_the_learned_duration() -> None:
         await q.wait()
         q.add("wait", {"seconds": 4}, uid="second")
         q.start()
-        await anyio.sleep(1)
+        await anyio.sleep(1)  # virtual time
         progress = q.state().progress
         assert progress is not None
         assert progress.expected is None
@@ -98,7 +98,7 @@ async def test_state_lists_open_prompts() -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(operator_question)
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             (prompt,) = q.state().prompts
             assert prompt.question == "Rinse the cell?"
             assert prompt.choices == ("yes", "no")
@@ -115,9 +115,9 @@ async def test_waiting_for_a_run_engine_busy_with_another_plan(virtual_clock: An
         q.add("wait", uid="a")
         async with anyio.create_task_group() as tg:
             tg.start_soon(engine.run, wait_plan(5))
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             q.start()
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
             state = q.state()
             assert (state.status, state.activity) == ("running", "waiting for the run engine")
         await q.wait()

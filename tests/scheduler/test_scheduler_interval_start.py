@@ -23,6 +23,6 @@ async def test_hourly_interval_from_a_start_fires_on_its_grid(virtual_clock: Vir
     start = datetime(2026, 5, 4, 9, 30, 0, 250_000, tzinfo=UTC)
     async with engine:
         engine.add_job("read", tc.interval(hours=1), id="hourly", start=start)
-        await anyio.sleep(4 * 3600)
+        await anyio.sleep(4 * 3600)  # virtual time
     assert fired == [start + timedelta(hours=k) for k in range(3)]
     assert engine.get_job("hourly").trigger.to_json()["anchor"] is not None
