@@ -325,10 +325,6 @@ class Dispatcher:
         return True
 
 
-    # Transitional names (the scheduler used these before the dispatcher split).
-    _submit_trusted = submit_trusted
-    _intent_action = intent_action
-
     async def wait_idle(self) -> None:
         """Return once nothing is pending in the Schedule and nothing is running."""
         while self._running or self.schedule:
