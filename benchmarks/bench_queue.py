@@ -208,12 +208,12 @@ def run(quick: bool) -> dict[str, Result]:
         note=f"{N_ITEMS} one-reading count plans, median of {reps} runs",
     )  # fmt: skip
     res["queue.pause_visible_ms"] = result(
-        statistics.median(pauses), "ms", target="<= 50",
+        statistics.median(pauses), "ms", target="<= 10",
         note=f"queue.pause() to a 'paused' state from queue.subscribe(); median of {trials}; "
         "bluesky-queueserver: about 1000 ms (anchors)",
     )  # fmt: skip
     res["queue.recovery_s"] = result(
-        statistics.median(recoveries), "s", target="<= 2",
+        statistics.median(recoveries), "s", target="<= 1",
         note="kill -9 during an item, then a new Engine on the store until the item runs "
         "again (SQLite store; includes opening the store)",
     )  # fmt: skip
