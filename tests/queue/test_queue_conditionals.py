@@ -141,6 +141,39 @@ async def test_abort_cancel_and_skip_next() -> None:
 
 
 @vt
+async def test_repeat_runs_a_copy_of_the_item_right_after_it() -> None:
+    async with running() as (engine, q):
+        q.add_conditional("det == 2", "repeat", name="again")  # det reads 1, 2, 3, ...
+        q.add("count", {"num": 3}, uid="a", item_type="scan", metadata={"sample": "x"})
+        q.add("wait", uid="b")
+        q.start()
+        assert await q.wait() == "finished"
+        (fired,) = engine.log.recent(kinds="queue.conditional_fired")
+        assert (fired.subject, fired.payload["action"], fired.payload["seq_num"]) == (
+            "a",
+            "repeat",
+            2,
+        )
+        (added,) = [
+            e for e in engine.log.recent(kinds="queue.item_added") if e.payload.get("repeats")
+        ]
+        assert (added.payload["repeats"], added.payload["reason"]) == (
+            "a",
+            "conditional 'again'",
+        )
+        copy = q.item(added.subject)
+        assert (copy.plan, copy.kwargs, copy.item_type, copy.metadata) == (
+            "count",
+            {"num": 3},
+            "scan",
+            {"sample": "x"},
+        )
+        assert started_uids(engine) == ["a", copy.uid, "b"]
+        assert q.item("a").status == copy.status == ItemStatus.SUCCEEDED
+        assert _readings(engine) == [1, 2, 3, 1, 2, 3]
+
+
+@vt
 async def test_pause_conditional_holds_the_queue_until_resumed() -> None:
     async with running() as (_engine, q):
         q.add_conditional("det == 2", "pause")

@@ -29,7 +29,7 @@ from ._errors import QueueArgumentError
 __all__ = ["ACTIONS", "Conditional", "Conditionals", "Expression"]
 
 #: What a conditional may do when it fires.
-ACTIONS: Final = ("truncate", "abort", "cancel", "pause", "skip_next")
+ACTIONS: Final = ("truncate", "abort", "cancel", "pause", "skip_next", "repeat")
 
 _BINARY: Final[dict[type, Callable[[Any, Any], Any]]] = {
     ast.Add: operator.add,

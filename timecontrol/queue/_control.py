@@ -272,11 +272,21 @@ class Control(Executor):
             following = [i for i in self._model.runnable() if i.uid != item.uid]
             if following:
                 self._record("queue.item_skipped", following[0].uid, {"reason": why})
+        elif cond.action == "repeat":
+            self._repeat(item, why)
         elif cond.action == "abort":
             self._request_stop(f"aborted by {why}")
             self._soon(self._run_engine.abort, why)
         else:  # truncate
             self._soon(self._run_engine.stop)
+
+    def _repeat(self, item: ItemRecord, why: str) -> None:
+        """Insert a pending copy of `item` (a new uid) right after it."""
+        spec = {**item.spec(), "uid": self._new_uid(None), "skip": False}
+        name, index = self._place(None, None, item.uid, None)
+        self._record("queue.item_added", spec["uid"],
+                     {"item": spec, "queue": name, "index": index,
+                      "reason": why, "repeats": item.uid})  # fmt: skip
 
     def _soon(self, verb: Callable[..., Awaitable[Any]], *args: Any) -> None:
         tg = self._host.service_group

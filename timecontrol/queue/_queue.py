@@ -152,7 +152,8 @@ class Queue(Control):
         never ``eval``-ed. From the `start`-th event on, every `frequency`-th, once it has
         held `ntrips` times in one item, `action` is taken once: ``truncate`` (end the item
         as a success, go on), ``abort`` (abort it, stop the queue), ``cancel`` (stop after
-        it), ``pause`` (pause it), ``skip_next`` (skip the next item). `plans`,
+        it), ``pause`` (pause it), ``skip_next`` (skip the next item), ``repeat`` (run a
+        copy of the item right after it). `plans`,
         `item_types`, `queues`: only items of these. See `timecontrol.queue.Conditional`.
         """
         options = {"name": name, "start": start, "frequency": frequency, "ntrips": ntrips,
