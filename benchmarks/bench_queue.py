@@ -14,16 +14,20 @@ Real clock, asyncio, in-memory Log unless said otherwise, Ctrl+C handling off.
   noticed a killed worker (anchors); this is the whole restart.
 * ``queue.edit_while_running_us``: mean cost of one edit (add, move, edit, remove in turn)
   on a queue of 1,000 pending items while an item runs.
-* ``queue.queueserver_items_per_s``: the peer, bluesky-queueserver on Redis with the same
-  plans; None with the reason when it (or ``redis-server``) is not installed.
+* ``queue.queueserver_items_per_s``: the peer, bluesky-queueserver (the ``bench`` extra) with
+  the same 200 one-reading ``count`` plans, through its RE Manager started as a subprocess on
+  a ``redis-server`` (Debian's) started on a free localhost port; both are stopped after.
+  None with the reason when it, ``redis-server`` or its manager cannot run here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -177,18 +181,179 @@ async def _recovery(store: str) -> float:
     return elapsed
 
 
-def _queueserver() -> str:
-    """Why the peer is not measured (bluesky-queueserver needs Redis and its own manager)."""
+_QS_STARTUP = """
+from bluesky import RunEngine
+from bluesky.plans import count
+from ophyd.sim import det
+
+RE = RunEngine({})
+"""
+
+_QS_PERMISSIONS = """
+user_groups:
+  root:
+    allowed_plans: [null]
+    forbidden_plans: [null]
+    allowed_devices: [null]
+    forbidden_devices: [null]
+    allowed_functions: [null]
+    forbidden_functions: [null]
+  primary:
+    allowed_plans: [":.*"]
+    forbidden_plans: [null]
+    allowed_devices: [":?.*:depth=5"]
+    forbidden_devices: [null]
+    allowed_functions: [null]
+    forbidden_functions: [null]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a process this benchmark started (SIGTERM, then SIGKILL), and its children."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _queueserver_missing() -> str | None:
+    """Why the peer cannot be measured here (None: it can)."""
     try:
         import bluesky_queueserver  # noqa: F401
-    except ImportError:
-        return "bluesky-queueserver is not installed (pip install bluesky-queueserver)"
+        import bluesky_queueserver_api  # noqa: F401
+    except ImportError as exc:
+        return (
+            f"bluesky-queueserver is not installed ({exc}); pip install -e '.[bench]' installs it"
+        )
     if shutil.which("redis-server") is None:
         return "redis-server is not installed (Debian: apt-get install redis-server)"
-    return (
-        "bluesky-queueserver and redis-server are installed, but driving its manager "
-        "process is not implemented here yet"
+    if not _manager_cmd():
+        return "bluesky-queueserver's start-re-manager is not on PATH"
+    return None
+
+
+def _manager_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("start-re-manager")
+    found = str(exe) if exe.exists() else shutil.which("start-re-manager")
+    return [found] if found else []
+
+
+def _queueserver_rates(reps: int) -> list[float]:
+    """bluesky-queueserver: the same 200 one-reading count plans (ophyd's simulated `det`),
+    through its RE Manager (a subprocess, with its worker) on a Redis server started here;
+    timed from ``queue_start`` until the manager is idle with the queue empty."""
+    from bluesky_queueserver_api import BPlan
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    redis = manager = None
+    folder = tempfile.mkdtemp(prefix="bench_qs_")
+    try:
+        redis_port, control, info = _free_port(), _free_port(), _free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", folder],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        startup = Path(folder, "startup")
+        startup.mkdir()
+        (startup / "startup.py").write_text(_QS_STARTUP)
+        permissions = Path(folder, "permissions.yaml")
+        permissions.write_text(_QS_PERMISSIONS)
+        manager = subprocess.Popen(
+            [*_manager_cmd(), "--redis-addr", f"127.0.0.1:{redis_port}",
+             "--redis-name-prefix", f"bench_{os.getpid()}",
+             "--zmq-control-addr", f"tcp://127.0.0.1:{control}",
+             "--zmq-info-addr", f"tcp://127.0.0.1:{info}",
+             "--startup-dir", str(startup),
+             "--existing-plans-devices", str(Path(folder, "existing.yaml")),
+             "--user-group-permissions", str(permissions),
+             "--zmq-publish-console", "OFF", "--console-output", "OFF", "--silent"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd=folder,
+        )  # fmt: skip
+        api = REManagerAPI(
+            zmq_control_addr=f"tcp://127.0.0.1:{control}",
+            status_expiration_period=0.01,
+            status_polling_period=0.01,
+        )
+        try:
+            return _drive_queueserver(api, BPlan, reps)
+        finally:
+            with contextlib.suppress(Exception):
+                api.environment_close()
+                api.wait_for_idle(timeout=30)
+            api.close()
+    finally:
+        _stop(manager)
+        _stop(redis)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _drive_queueserver(api: Any, plan: Any, reps: int) -> list[float]:
+    deadline = time.monotonic() + 60
+    while True:  # the manager takes a moment to come up
+        try:
+            api.status()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    api.environment_open()
+    api.wait_for_idle(timeout=120)
+    if not api.status()["worker_environment_exists"]:
+        raise RuntimeError("bluesky-queueserver could not open its worker environment")
+    rates = []
+    for _ in range(reps):
+        api.queue_clear()
+        api.item_add_batch([plan("count", ["det"], num=1) for _ in range(N_ITEMS)])
+        t0 = time.perf_counter()
+        api.queue_start()
+        api.wait_for_idle(timeout=N_ITEMS * 5)
+        elapsed = time.perf_counter() - t0
+        status = api.status()
+        if status["items_in_queue"] != 0:
+            raise RuntimeError(f"the queue did not run out: {status['items_in_queue']} left")
+        rates.append(N_ITEMS / elapsed)
+    return rates
+
+
+def _queueserver(quick: bool) -> Result:
+    """``queue.queueserver_items_per_s``: measured, or None with the reason."""
+    reps = 1 if quick else 3
+    note = (
+        f"bluesky-queueserver {{}}: {N_ITEMS} one-reading count plans (ophyd.sim det) through "
+        "its RE Manager and worker on a local redis-server; median of {} run(s)"
     )
+    missing = _queueserver_missing()
+    if missing is not None:
+        return result(None, "items/s", note=missing, peer=True)
+    try:
+        rates = _queueserver_rates(reps)
+    except Exception as exc:
+        return result(
+            None, "items/s", peer=True,
+            note=f"bluesky-queueserver could not be driven here: {type(exc).__name__}: {exc}",
+        )  # fmt: skip
+    from importlib.metadata import version
+
+    return result(
+        statistics.median(rates), "items/s", peer=True,
+        note=note.format(version("bluesky-queueserver"), reps),
+    )  # fmt: skip
 
 
 def run(quick: bool) -> dict[str, Result]:
@@ -221,7 +386,7 @@ def run(quick: bool) -> dict[str, Result]:
         edit_us, "us", target="<= 200",
         note=f"add, move, edit, remove on {N_EDITS} pending items while one runs; mean",
     )  # fmt: skip
-    res["queue.queueserver_items_per_s"] = result(None, "items/s", note=_queueserver(), peer=True)
+    res["queue.queueserver_items_per_s"] = _queueserver(quick)
     return res
 
 

@@ -5,9 +5,12 @@
 Blanks, samples and standards of a morning queue run one after another, then an afternoon
 queue. Before the first item the operator is asked whether the tray is loaded (answered by an
 "operator" task here; nobody answering in 10 minutes means "no"); blanks are followed by a
-5-minute purge; a reading above 900 ends its sample early (a conditional); a sample added
-half-way runs in its turn; the queue stops by itself before 17:00 if the next item would end
-after it (its ETA is learned from the Log). Everything is in ``day.sqlite``: run the script
+5-minute purge; a reading above 990 ends its sample early (a conditional); a sample added
+half-way runs in its turn; the afternoon starts with an overlapped pair: the furnace's degas
+tells the queue (a signal) once it has ramped, and a minute later the first standard starts
+beside it, on the queue's second run engine (the furnace and the detector are each held by one
+item at a time); the queue stops by itself before 17:00 if the next item would end after it
+(its ETA is learned from the Log). Everything is in ``day.sqlite``: run the script
 again and the next morning starts where this day stopped, with what it learned about how
 long each item takes.
 """
@@ -15,14 +18,15 @@ long each item takes.
 from __future__ import annotations
 
 import random
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 import timecontrol as tc
-from timecontrol.plans import RunEngine, SimDetector, count
-from timecontrol.queue import CheckContext, Queue
+from timecontrol.plans import Msg, RunEngine, SimDetector, count
+from timecontrol.queue import CheckContext, Queue, signal
 from timecontrol.testing import VirtualClock
 
 DB = Path("day.sqlite")
@@ -37,6 +41,13 @@ def build(engine: tc.Engine) -> Queue:
     @queue.plan
     def measure(readings: int = 5) -> Any:
         return count([detector], num=readings, delay=30.0)
+
+    @queue.plan
+    def degas(minutes: float = 40.0) -> Generator[Any, Any, None]:
+        yield Msg("checkpoint")
+        yield Msg("sleep", None, 600.0)  # the furnace ramps up
+        yield from signal("ramped")  # the next item may start beside it (see fill)
+        yield Msg("sleep", None, minutes * 60 - 600.0)
 
     async def tray_loaded(context: CheckContext) -> bool | str:
         answer = await queue.ask("Tray loaded?", ["yes", "no"], timeout=600, default="no")
@@ -53,8 +64,12 @@ def fill(queue: Queue) -> None:
     for n in range(12):
         kind = "blank" if n % 4 == 0 else "sample"
         queue.add("measure", {"readings": 20}, item_type=kind, metadata={"position": n})
+    # An overlapped pair: a minute after the degas has ramped, the first standard starts.
+    queue.add("degas", {"minutes": 40}, queue="afternoon", item_type="degas",
+              overlap="ramped", overlap_delay=60, resources=["furnace"])  # fmt: skip
     for _ in range(10):
-        queue.add("measure", {"readings": 30}, queue="afternoon", item_type="standard")
+        queue.add("measure", {"readings": 30}, queue="afternoon", item_type="standard",
+                  resources=["detector"])  # fmt: skip
 
 
 async def operator(queue: Queue) -> None:
@@ -85,8 +100,13 @@ async def main() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(operator, queue)
             async with queue.subscribe() as feed:
-                last = None
+                last = beside = None
                 async for state in feed:
+                    if state.overlapping and state.overlapping.uid != beside:
+                        beside = state.overlapping.uid
+                        front = state.running.item_type if state.running else "-"
+                        print(f"{clock.now():%H:%M} {state.overlapping.item_type:8} "
+                              f"beside the {front} (overlap)")  # fmt: skip
                     running = state.running.uid if state.running else None
                     if running and running != last:
                         eta = queue.eta()

@@ -6,7 +6,8 @@ pause, resume and panic; everything that happens is an immutable event in the Lo
 
 This module holds what users type. Every exception is in `timecontrol.errors`, the extension
 contracts in `timecontrol.abc`, and each part's full surface in its own package
-(`timecontrol.triggers`, `.scheduler`, `.limiters`, `.plans`, `.stores`, `.testing`, `.drivers`).
+(`timecontrol.triggers`, `.scheduler`, `.sequence`, `.limiters`, `.plans`, `.stores`,
+`.testing`, `.drivers`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .scheduler import (
     JobStats,
     Scheduler,
 )
+from .sequence import Sequence
 from .triggers import (
     Trigger,
     cron,
@@ -62,6 +64,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "Scheduler",
+    "Sequence",
     "StatusFailed",
     "StoreError",
     "SystemClock",

@@ -33,6 +33,7 @@ from .queue import Queue
 from .scheduler import ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
 from .scheduler._job import JobChanges
 from .scheduler._scheduler import JobOptions
+from .sequence import Sequence, Sequences
 from .triggers import Trigger
 
 __all__ = ["Engine", "current_engine", "jsonable"]
@@ -106,6 +107,7 @@ class Engine:
         self._scheduler = Scheduler(self._dispatcher, allowed_modules=allowed_modules)
         self._run_engine = RunEngine(self._dispatcher)
         self._queue = Queue(self._dispatcher, self._run_engine)
+        self._sequences = Sequences(self._dispatcher)
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tg: TaskGroup | None = None
@@ -149,6 +151,31 @@ class Engine:
     def queue(self) -> Queue:
         """The engine's experiment queue: plans by name, edited while it runs (docs/queue.md)."""
         return self._queue
+
+    @property
+    def sequences(self) -> Sequences:
+        """The engine's sampling sequences, by name (docs/sequences.md)."""
+        return self._sequences
+
+    def sequence(
+        self,
+        actions: object,
+        timepoints: object = None,
+        *,
+        name: str | None = None,
+        kwargs: dict[str, dict[str, Any]] | None = None,
+        on_error: str = "skip_rest",
+        on_pause: str = "catch_up",
+    ) -> Sequence:
+        """A sampling sequence: the chain `actions` (names or async functions) run in order at
+        each time point of `timepoints` (``tc.timepoints.pairs((5, 60), (10, 300))``, or a
+        list of offsets); start it with ``start()``, wait for it with ``await join()``.
+        `on_error`: ``skip_rest``, ``continue`` or ``pause``; `on_pause` (what `resume` does
+        with points due while paused): ``catch_up``, ``postpone`` or ``skip``. See
+        docs/sequences.md."""
+        return self._sequences.create(
+            actions, timepoints, name=name, kwargs=kwargs, on_error=on_error, on_pause=on_pause
+        )
 
     @property
     def running(self) -> bool:
@@ -511,10 +538,12 @@ class Engine:
         dispatch are refused, and `resume` too, until `all_is_well`.
         """
         self._run_engine.panic()
+        self._queue._panic()  # the queue's second run engine (overlapping items), if any
 
     def all_is_well(self) -> None:
         """Lift a panic: runs, resume and scheduled dispatch are allowed again."""
         self._run_engine.all_is_well()
+        self._queue._all_is_well()
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPORTS = {
     "Clock", "Command", "Control", "DuplicateJobError", "Engine", "EngineStateError", "Event",
     "ExecutionRecord", "Job", "JobNotFoundError", "JobStats", "Log", "Msg", "OverTimeLimit",
-    "RunEngine", "RunResult", "RunState", "Scheduler", "StatusFailed", "StoreError",
+    "RunEngine", "RunResult", "RunState", "Scheduler", "Sequence", "StatusFailed", "StoreError",
     "SystemClock", "TimeControlError", "Trigger", "__version__", "abc", "command", "cron",
     "current_clock", "current_engine", "daily", "errors", "guarded_by", "intersection",
     "interval", "limited_by", "monthly", "once", "register_kind", "timepoints",

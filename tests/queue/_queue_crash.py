@@ -61,7 +61,7 @@ def _child(store: str, truth: str, first: bool) -> None:
                 os.write(fd, b"ready\n")
             await queue.wait()
 
-    anyio.run(main)
+    anyio.run(main, backend=os.environ.get("QUEUE_CRASH_BACKEND", "asyncio"))
 
 
 def _fork(store: str, truth: str, first: bool) -> int:
@@ -88,6 +88,8 @@ def _wait_ready(truth: str, timeout: float = 10.0) -> None:
 
 def main() -> None:
     store, truth, rounds, seed = sys.argv[1:5]
+    if os.environ.get("QUEUE_CRASH_BACKEND") == "trio":
+        import trio  # noqa: F401 -- imported once here, not in every (short-lived) child
     rng = random.Random(int(seed))
     pid = _fork(store, truth, True)
     _wait_ready(truth)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from queue_support import running, settle, started_uids
 
-from timecontrol.queue import Expression, ItemStatus, QueueArgumentError
+from timecontrol.queue import Expression, ItemStatus, PlanNotFoundError, QueueArgumentError
 
 vt = pytest.mark.timecontrol
 
@@ -218,3 +218,56 @@ async def test_bad_conditionals_are_refused() -> None:
             q.remove_conditional("y")
         assert engine.log.last_seq == before
         assert [c.name for c in q.conditionals()] == ["x"]
+
+
+@vt
+async def test_insert_runs_a_new_item_right_after_the_current_one(virtual_clock: Any) -> None:
+    async with running() as (engine, q):
+        # Checked at events 2, 4, 6 (frequency 2); det reads 1, 2, 3, ...: it holds at 4
+        # and 6, so with ntrips=2 it fires at event 6, once.
+        q.add_conditional(
+            "det >= 3", "insert", name="recheck", start=2, frequency=2, ntrips=2,
+            plan="wait", kwargs={"seconds": 5}, plans="count",
+        )  # fmt: skip
+        q.add("count", {"num": 8}, uid="a")
+        q.add("wait", {"seconds": 1}, uid="b")
+        t0 = virtual_clock.monotonic()
+        q.start()
+        assert await q.wait() == "finished"
+        (fired,) = engine.log.recent(kinds="queue.conditional_fired")
+        assert (fired.subject, fired.payload["action"], fired.payload["seq_num"]) == (
+            "a",
+            "insert",
+            6,
+        )
+        (added,) = [
+            e for e in engine.log.recent(kinds="queue.item_added") if e.payload.get("reason")
+        ]
+        assert added.payload["inserted_after"] == "a"
+        assert added.payload["reason"] == "conditional 'recheck'"
+        new = q.item(added.subject)
+        assert (new.plan, new.kwargs, new.status) == ("wait", {"seconds": 5}, "succeeded")
+        assert started_uids(engine) == ["a", new.uid, "b"]
+        assert _readings(engine) == list(range(1, 9))  # a itself runs to its end
+        # 8 readings of 1 s, then the inserted 5 s wait, then b's 1 s: exact, virtual time.
+        started = {e.subject: e.mono - t0 for e in engine.log.recent(kinds="queue.item_started")}
+        assert started == {"a": 0.0, new.uid: 8.0, "b": 13.0}
+
+
+@vt
+async def test_bad_insert_conditionals_are_refused_without_a_trace() -> None:
+    async with running() as (engine, q):
+        before = engine.log.last_seq
+        for kwargs, error, match in (
+            ({}, QueueArgumentError, "needs plan="),
+            ({"plan": "nope"}, PlanNotFoundError, "no plan named 'nope'"),
+            ({"plan": "wait", "kwargs": {"secs": 1}}, QueueArgumentError, "do not fit plan"),
+            ({"plan": "wait", "kwargs": {"seconds": "1"}}, QueueArgumentError, "as int or float"),
+            ({"plan": "wait", "kwargs": {"seconds": (1,)}}, QueueArgumentError, "JSON"),
+        ):
+            with pytest.raises(error, match=match):
+                q.add_conditional("det > 1", "insert", **kwargs)
+        with pytest.raises(QueueArgumentError, match="go with action='insert' only"):
+            q.add_conditional("det > 1", "pause", plan="wait")
+        assert engine.log.last_seq == before
+        assert q.conditionals() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -19,14 +19,18 @@ def _first_python_block() -> str:
     return match.group(1)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_docs_example_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    backend: Literal["asyncio", "trio"],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     code = _first_python_block().replace("anyio.run(main)", "")
     namespace: dict[str, Any] = {}
     exec(compile(code, str(DOC), "exec"), namespace)  # the docs' own code
-    VirtualClock().run(namespace["main"])
+    VirtualClock().run(namespace["main"], backend=backend)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "running 3"
     assert out[1] == "finished"

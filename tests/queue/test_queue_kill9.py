@@ -18,6 +18,7 @@ The promises checked (docs/queue.md, "Crashes"):
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -44,10 +45,12 @@ def _final_model(store: Path) -> QueueModel:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and fork are POSIX")
-def test_kill_9_again_and_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_kill_9_again_and_again(tmp_path: Path, backend: str) -> None:
     store, truth = tmp_path / "lab.sqlite", tmp_path / "truth.txt"
     done = subprocess.run(
         [sys.executable, str(HERE / "_queue_crash.py"), str(store), str(truth), str(ROUNDS), "2"],
+        env={**os.environ, "QUEUE_CRASH_BACKEND": backend},
         timeout=120,
         capture_output=True,
         text=True,

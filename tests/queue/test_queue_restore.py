@@ -81,7 +81,8 @@ async def test_a_queue_comes_back_from_any_log_sink() -> None:
         assert await q2.wait() == "finished"
 
 
-def test_items_added_before_the_engine_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_items_added_before_the_engine_starts(tmp_path: Path, backend: str) -> None:
     # Real clock: a queue filled in a script before `async with engine:`.
     store = tmp_path / "lab.sqlite"
 
@@ -95,10 +96,10 @@ def test_items_added_before_the_engine_starts(tmp_path: Path) -> None:
             q.start()
             assert await q.wait() == "finished"
 
-    anyio.run(main)
+    anyio.run(main, backend=backend)
 
     async def again() -> None:
         async with running(store) as (_engine, q):
             assert q.item("a").status == ItemStatus.SUCCEEDED
 
-    anyio.run(again)
+    anyio.run(again, backend=backend)

@@ -1,5 +1,6 @@
 """The experiment queue: an editable, durable queue of plan items with pre-checks, prompts,
-delays, scheduled start and stop, ETA and statistics, run on the engine's run engine.
+delays, overlapping runs, scheduled start and stop, ETA and statistics, run on the engine's
+run engine.
 
     queue = engine.queue
     queue.plan(lambda num=1: count([det], num=num), name="count")
@@ -29,6 +30,7 @@ from ._host import QueueHost
 from ._items import FINAL_STATUSES, ItemOutcome, ItemStatus, OnInterrupt, QueueInfo, QueueItem
 from ._kinds import ACTIVITY_KINDS, ALL_KINDS, STATE_KINDS
 from ._model import DEFAULT_QUEUE
+from ._overlap import SIDE_ENGINE, signal
 from ._prompts import Prompt
 from ._queue import Queue, StateFeed
 from ._status import DryRun, DryRunItem, Eta, Progress, QueueState, QueueStatus
@@ -38,6 +40,7 @@ __all__ = [
     "ALL_KINDS",
     "DEFAULT_QUEUE",
     "FINAL_STATUSES",
+    "SIDE_ENGINE",
     "STATE_KINDS",
     "Check",
     "CheckContext",
@@ -68,4 +71,5 @@ __all__ = [
     "QueueStateError",
     "QueueStatus",
     "StateFeed",
+    "signal",
 ]

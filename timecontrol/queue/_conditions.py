@@ -29,7 +29,7 @@ from ._errors import QueueArgumentError
 __all__ = ["ACTIONS", "Conditional", "Conditionals", "Expression"]
 
 #: What a conditional may do when it fires.
-ACTIONS: Final = ("truncate", "abort", "cancel", "pause", "skip_next", "repeat")
+ACTIONS: Final = ("truncate", "abort", "cancel", "pause", "skip_next", "repeat", "insert")
 
 _BINARY: Final[dict[type, Callable[[Any, Any], Any]]] = {
     ast.Add: operator.add,
@@ -179,6 +179,8 @@ class Conditional:
         frequency: checked at every `frequency`-th event from `start` on.
         ntrips: how many times it must hold (in one item) before it fires.
         plans, item_types, queues: which items it watches (empty: all).
+        plan, kwargs: for ``insert``: the registered plan and JSON kwargs of the item it
+            inserts after the running one (checked when the conditional is added).
     """
 
     name: str
@@ -190,6 +192,8 @@ class Conditional:
     plans: frozenset[str] = frozenset()
     item_types: frozenset[str] = frozenset()
     queues: frozenset[str] = frozenset()
+    plan: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
     expression: Expression | None = field(default=None, repr=False)
 
     def watches(self, plan: str, item_type: str | None, queue: str) -> bool:
@@ -206,6 +210,7 @@ class Conditional:
             "condition": self.condition, "action": self.action, "start": self.start,
             "frequency": self.frequency, "ntrips": self.ntrips, "plans": sorted(self.plans),
             "item_types": sorted(self.item_types), "queues": sorted(self.queues),
+            **({"plan": self.plan, "kwargs": self.kwargs} if self.action == "insert" else {}),
         }  # fmt: skip
 
 
@@ -253,6 +258,8 @@ class Conditionals:
             plans=_names(options.get("plans"), "plans"),
             item_types=_names(options.get("item_types"), "item_types"),
             queues=_names(options.get("queues"), "queues"),
+            plan=options.get("plan"),
+            kwargs=dict(options.get("kwargs") or {}),
             expression=expression,
         )  # fmt: skip
         self._all[name] = cond

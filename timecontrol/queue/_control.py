@@ -36,9 +36,9 @@ from ..stores._sqlite import SQLiteLog, read_events
 from ._conditions import Conditional
 from ._delays import check_seconds
 from ._errors import QueueArgumentError, QueueStateError
-from ._executor import Executor
 from ._items import ItemRecord, ItemStatus
 from ._kinds import ALL_KINDS
+from ._overlap import Overlap
 
 __all__ = ["Control"]
 
@@ -72,7 +72,7 @@ def _when(value: datetime | float, what: str) -> float:
         ) from None
 
 
-class Control(Executor):
+class Control(Overlap):
     """Verbs and lifecycle of `Queue` (see the module docstring)."""
 
     # -- starting and stopping -----------------------------------------------------------------
@@ -92,7 +92,8 @@ class Control(Executor):
                 "the queue runs inside its engine: start the engine first ('async with "
                 "engine:' or 'await engine.start()')"
             )
-        if self._run_engine.state is RunState.PANICKED:
+        side = self._side_re
+        if RunState.PANICKED in (self._run_engine.state, side and side.state):
             raise QueueStateError("the run engine is panicked; call all_is_well() first")
         if at is not None:
             self._record("queue.schedule", "", {"start_at": _when(at, "at")})
@@ -125,12 +126,18 @@ class Control(Executor):
         await self._plan_at_rest()
         if self._current is not None and self._run_engine.state in _PLAN_ACTIVE:
             await self._run_engine.abort(reason or "aborted from the queue")
+        await self._end_side("abort", reason or "aborted from the queue")
 
     async def truncate(self, reason: str = "") -> None:
         """End the running item now as a success (the plan may clean up: ``RequestStop``); the
-        queue goes on with the next item. `QueueStateError` if no item is running."""
+        queue goes on with the next item (the one in front, else the overlapping one).
+        `QueueStateError` if no item is running."""
         if self._current is None or self._run_engine.state not in _PLAN_ACTIVE:
-            raise QueueStateError("truncate() ends the running item; no item is running")
+            if self._side_active() is None:
+                raise QueueStateError("truncate() ends the running item; no item is running")
+            self._intervene("truncate", reason)
+            await self._end_side("stop", reason)
+            return
         self._intervene("truncate", reason)
         await self._plan_at_rest()
         await self._run_engine.stop()
@@ -170,17 +177,20 @@ class Control(Executor):
         self._check_flag(defer, "defer")
         if not self.executing:
             raise QueueStateError("pause() acts on an executing queue; the queue is idle")
+        side = self._pause_side(defer)  # an overlapping item pauses too
         if self._current is not None and self._run_engine.state in _PLAN_ACTIVE:
             if self._run_engine.state in (RunState.RUNNING, RunState.SUSPENDING):
                 self._run_engine.request_pause(defer=defer)
             return
-        self._hold("pause()")
+        if not side:
+            self._hold("pause()")
 
     async def resume(self) -> None:
         """Resume a paused queue: the paused plan goes on (from its last checkpoint), or the
         hold ends and a delay counts down again. `PauseHeldError` while a named pause
         request holds; `QueueStateError` if the queue is not paused."""
         state = self._run_engine.state
+        side = self._resume_side()  # an overlapping item's paused plan goes on too
         if self._current is not None and state in (RunState.PAUSED, RunState.PAUSING):
             request = _ResumeRequest()
             self._resume_wanted.append(request)
@@ -190,6 +200,8 @@ class Control(Executor):
                 raise request.error
             return
         if not self._held:
+            if side:
+                return
             raise QueueStateError("resume() continues a paused queue; the queue is not paused")
         self._held = False
         if self._delay is not None:
@@ -274,6 +286,8 @@ class Control(Executor):
                 self._record("queue.item_skipped", following[0].uid, {"reason": why})
         elif cond.action == "repeat":
             self._repeat(item, why)
+        elif cond.action == "insert":
+            self._insert(cond, item, why)
         elif cond.action == "abort":
             self._request_stop(f"aborted by {why}")
             self._soon(self._run_engine.abort, why)
@@ -287,6 +301,14 @@ class Control(Executor):
         self._record("queue.item_added", spec["uid"],
                      {"item": spec, "queue": name, "index": index,
                       "reason": why, "repeats": item.uid})  # fmt: skip
+
+    def _insert(self, cond: Conditional, item: ItemRecord, why: str) -> None:
+        """Insert a new item of the conditional's plan and kwargs right after `item`."""
+        spec = ItemRecord(uid=self._new_uid(None), plan=str(cond.plan), kwargs=cond.kwargs)
+        name, index = self._place(None, None, item.uid, None)
+        self._record("queue.item_added", spec.uid,
+                     {"item": spec.spec(), "queue": name, "index": index,
+                      "reason": why, "inserted_after": item.uid})  # fmt: skip
 
     def _soon(self, verb: Callable[..., Awaitable[Any]], *args: Any) -> None:
         tg = self._host.service_group
@@ -326,7 +348,8 @@ class Control(Executor):
         if tg is None:
             return
         log = self._host.log
-        kinds = ("run_engine.panicked", "plan.finished", "run_engine.state")
+        kinds = ("run_engine.panicked", "run_engine.all_is_well", "plan.finished",
+                 "run_engine.state")  # fmt: skip
         tg.start_soon(self._monitor, log.subscribe(kinds=kinds))
         if self._restore_pending:
             tg.start_soon(self._restore_later)
@@ -346,8 +369,9 @@ class Control(Executor):
         self._settled = True
         model = self._model
         interrupted = model.running
-        if interrupted is not None:
-            item = model.items[interrupted]
+        in_flight = list(model.in_flight)  # two, if one overlapped the other
+        for uid in in_flight:
+            item = model.items[uid]
             started = item.started_wall
             self._record("queue.item_finished", item.uid, {
                 "status": ItemStatus.INTERRUPTED.value, "exit_status": None,
@@ -364,7 +388,8 @@ class Control(Executor):
         if model.items or was_executing:
             resume = was_executing and model.settings.get("auto_resume", True) is not False
             self._record("queue.restored", "", {"items": len(model.items),
-                         "interrupted": interrupted, "resumed": resume})  # fmt: skip
+                         "interrupted": interrupted, "in_flight": in_flight,
+                         "resumed": resume})  # fmt: skip
             if resume:
                 self._launch("resumed after a restart")
 
@@ -373,6 +398,8 @@ class Control(Executor):
         run engine's state (the executor may wait for it to be free)."""
         try:
             async for event in sub:
+                if event.kind in ("run_engine.panicked", "run_engine.all_is_well"):
+                    self._follow_panic(event.kind)
                 if event.kind == "run_engine.panicked" and self.executing:
                     self._request_stop("panic")
                 elif event.kind == "plan.finished" and event.subject == self._paused_plan:

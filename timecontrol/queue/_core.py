@@ -9,7 +9,7 @@ public reads (`._queue`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,6 +26,8 @@ from ._prompts import Prompts
 from ._registry import PlanRegistry
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from .._clock import Clock
     from .._log import Log
     from ..plans import RunEngine
@@ -68,7 +70,19 @@ class QueueCore:
         self._resume_wanted: list[Any] = []  # pending resume requests (see `_control`)
         self._progress: dict[str, int] = {}  # max seq_num per descriptor of the current item
         self._expected: int | None = None  # events the current item's runs announced
+        # -- overlapping runs (see `._overlap`) --
+        self._side_re: RunEngine | None = None  # the second run engine, built when first used
+        self._side: ItemRecord | None = None  # the item overlapping the current one, if any
+        self._side_t0 = 0.0
+        self._side_paused = False  # its plan paused and its task waits for `resume`
+        self._side_resume = False  # `resume` asked its task to resume it
+        self._side_ended: tuple[ItemRecord, ItemStatus] | None = None  # its end, not yet seen
+        self._side_tg: TaskGroup | None = None  # the executor's own group (overlap tasks)
+        self._overlap_scope: anyio.CancelScope | None = None  # a wait for a signal
+        self._signalled: dict[str, anyio.Event] = {}  # per watched item: its overlap signal
+        self._signals_seen: set[tuple[str, int, str]] = set()  # (uid, attempt, name)
         run_engine.subscribe(self._on_document)
+        run_engine.register_command("queue_signal", self._signal_command(run_engine))
 
     # -- host access ---------------------------------------------------------------------------
 
@@ -124,9 +138,26 @@ class QueueCore:
 
     async def _nap(self) -> None:
         """Wait until poked. Callers check their condition first; no await in between, so
-        no poke can be lost."""
-        wake = self._wake = anyio.Event()
+        no poke can be lost. Several tasks may nap at once (an overlap's): one poke wakes
+        them all."""
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = anyio.Event()
         await wake.wait()
+
+    def _signal_command(self, run_engine: RunEngine) -> Callable[[Any], None]:
+        """The handler of the ``queue_signal`` plan message on `run_engine`."""
+
+        def handler(msg: Any) -> None:
+            name = msg.args[0] if msg.args else msg.obj
+            item = self._side if run_engine is self._side_re else self._current
+            self._signal(str(name), item, run_engine.name)
+
+        return handler
+
+    def _signal(self, name: str, item: ItemRecord | None, source: str) -> None:
+        """Defined by the overlap layer (`._overlap`)."""
+        raise NotImplementedError
 
     # -- lookups -------------------------------------------------------------------------------
 

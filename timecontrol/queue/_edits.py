@@ -22,7 +22,10 @@ from ._registry import check_json
 
 __all__ = ["Edits"]
 
-_EDITABLE = ("plan", "kwargs", "metadata", "item_type", "delay_after", "on_interrupt")
+_EDITABLE = (
+    "plan", "kwargs", "metadata", "item_type", "delay_after", "on_interrupt", "overlap",
+    "overlap_delay", "resources",
+)  # fmt: skip
 
 
 def _check_item_type(value: object) -> str | None:
@@ -42,6 +45,40 @@ def _check_on_interrupt(value: object) -> str:
 
 def _check_delay(value: object) -> float | None:
     return None if value is None else check_seconds(value, "delay_after", QueueArgumentError)
+
+
+def _check_overlap(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise QueueArgumentError(
+        f"overlap must be None or the name of a signal (a non-empty str, e.g. "
+        f"'equilibrated'), got {value!r}"
+    )
+
+
+def _check_resources(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise QueueArgumentError(
+            f"resources must be a str or a list of non-empty str (e.g. ('pump', 'detector')), "
+            f"got {value!r}"
+        )
+    return tuple(dict.fromkeys(value))
+
+
+def _check_overlap_fields(changes: dict[str, Any]) -> dict[str, Any]:
+    """The checked overlap fields among `changes` (those present only)."""
+    clean: dict[str, Any] = {}
+    if "overlap" in changes:
+        clean["overlap"] = _check_overlap(changes["overlap"])
+    if "overlap_delay" in changes:
+        clean["overlap_delay"] = check_seconds(
+            changes["overlap_delay"], "overlap_delay", QueueArgumentError
+        )
+    if "resources" in changes:
+        clean["resources"] = list(_check_resources(changes["resources"]))
+    return clean
 
 
 class Edits(QueueCore):
@@ -105,6 +142,9 @@ class Edits(QueueCore):
         on_interrupt: str = "rerun",
         skip: bool = False,
         uid: str | None = None,
+        overlap: str | None = None,
+        overlap_delay: float = 0.0,
+        resources: str | tuple[str, ...] | list[str] = (),
     ) -> QueueItem:
         """Add an item: plan `plan` (a registered name) with JSON `kwargs`.
 
@@ -116,6 +156,9 @@ class Edits(QueueCore):
         `on_interrupt` says what a crash, stop or panic during it leads to (``"rerun"`` or
         ``"skip"``: ``"skip"`` also makes its start durable before the plan runs, so that it
         never runs twice). `uid` (default: a new one) addresses it in every other call.
+        `overlap` names a signal (``queue.signal``) after which, plus `overlap_delay`
+        seconds, the next item may start while this one still runs, unless it needs one of
+        this item's `resources` (docs/queue.md, "Overlapping runs").
         """
         self._ensure_ready()
         args = check_json(kwargs, "kwargs")
@@ -123,6 +166,9 @@ class Edits(QueueCore):
         if not isinstance(plan, str):
             raise QueueArgumentError(f"plan must be a registered plan's name (str), got {plan!r}")
         self._plans.check_kwargs(plan, args)
+        over = _check_overlap_fields(
+            {"overlap": overlap, "overlap_delay": overlap_delay, "resources": resources}
+        )
         spec = ItemRecord(
             uid=self._new_uid(uid),
             plan=plan,
@@ -132,6 +178,9 @@ class Edits(QueueCore):
             skip=self._check_flag(skip, "skip"),
             on_interrupt="skip" if _check_on_interrupt(on_interrupt) == "skip" else "rerun",
             delay_after=_check_delay(delay_after),
+            overlap=over["overlap"],
+            overlap_delay=over["overlap_delay"],
+            resources=tuple(over["resources"]),
         )
         name, index = self._place(queue, position, after, before)
         self._record("queue.item_added", spec.uid,
@@ -170,8 +219,9 @@ class Edits(QueueCore):
 
     def edit(self, uid: str, **changes: Any) -> QueueItem:
         """Change an item that is not running: any of `plan`, `kwargs`, `metadata`,
-        `item_type`, `delay_after`, `on_interrupt` (checked as in `add`; new kwargs replace
-        the old ones and are checked against the plan, the new one if it changes too)."""
+        `item_type`, `delay_after`, `on_interrupt`, `overlap`, `overlap_delay`, `resources`
+        (checked as in `add`; new kwargs replace the old ones and are checked against the
+        plan, the new one if it changes too)."""
         self._ensure_ready()
         item = self._item(uid)
         self._not_running(item, "edit")
@@ -190,6 +240,7 @@ class Edits(QueueCore):
             clean["delay_after"] = _check_delay(changes["delay_after"])
         if "on_interrupt" in changes:
             clean["on_interrupt"] = _check_on_interrupt(changes["on_interrupt"])
+        clean.update(_check_overlap_fields(changes))
         plan = changes.get("plan", item.plan)
         if not isinstance(plan, str):
             raise QueueArgumentError(f"plan must be a registered plan's name, got {plan!r}")

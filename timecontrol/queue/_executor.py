@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._exceptions import EngineStateError
-from ..plans import RunResult, RunState
+from ..plans import RunEngine, RunResult, RunState
 from ..plans._errors import PauseHeldError
 from ._checks import CheckContext, CheckLevel, with_step_checks
 from ._delays import Delay
@@ -33,6 +34,9 @@ from ._items import ItemRecord, ItemStatus
 from ._model import QueueRecord
 
 __all__ = ["Executor"]
+
+#: How many times a plan is offered again to a run engine that reads ``idle`` but refuses.
+_IDLE_RETRIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,7 @@ class Executor(Edits):
                 self._exec_scope = scope
                 if self._closing:
                     scope.cancel()
-                reason = await self._execution()
+                reason = await self._execution_with_overlaps()
             if scope.cancelled_caught:
                 reason = self._stop_request or "stopped"
         except anyio.get_cancelled_exc_class():
@@ -101,6 +105,36 @@ class Executor(Edits):
             self._exec_done = None
             if done is not None:
                 done.set()
+
+    async def _execution_with_overlaps(self) -> str:
+        """`_execution` in a task group of its own, where overlapping items run: it ends
+        once they have ended too."""
+        error: Exception | None = None
+        reason = "error"
+        async with anyio.create_task_group() as tg:
+            self._side_tg = tg
+            try:
+                reason = await self._execution()
+            except Exception as exc:  # raised as itself below, not as an exception group
+                error = exc
+            finally:
+                self._side_tg = None
+                if self._side is not None:
+                    self._activity = "waiting for the overlapping item"
+        if error is not None:
+            raise error
+        return reason
+
+    # -- hooks of the overlap layer (`._overlap`) --------------------------------------------
+
+    def _overlap_begin(self, item: ItemRecord) -> None:
+        raise NotImplementedError
+
+    def _overlap_end(self, item: ItemRecord) -> None:
+        raise NotImplementedError
+
+    async def _wait_side(self) -> tuple[ItemRecord, ItemStatus] | None:
+        raise NotImplementedError
 
     @contextmanager
     def _interruptible(self) -> Iterator[None]:
@@ -157,6 +191,12 @@ class Executor(Edits):
             reason = self._after(item, status)
             if reason:
                 return reason
+            overlapped = await self._wait_side()  # an item that started beside it
+            if overlapped is not None:
+                previous = overlapped[0]
+                reason = self._after(*overlapped)
+                if reason:
+                    return reason
 
     def _next(self) -> ItemRecord | None:
         """The next item to run (a looping queue whose round is over starts a new round)."""
@@ -312,16 +352,18 @@ class Executor(Edits):
         self._record("queue.item_started", item.uid,
                      {"plan": item.plan, "kwargs": item.kwargs, "attempt": item.attempts + 1,
                       "queue": item.queue, "item_type": item.item_type})  # fmt: skip
+        self._overlap_begin(item)
         ended: Ended | None = None
         try:
             if item.on_interrupt == "skip":
                 await self._host.log.flush()  # durable start: after a crash it never re-runs
             ended = await self._drive(item)
         finally:
+            self._overlap_end(item)
             if ended is None:  # cancelled: the engine stops (the run engine halted the plan)
                 ended = Ended("abort", "cancelled", self._plan_uid, ())
             status = ended.status()
-            self._finish_item(item, status, ended)
+            self._finish_item(item, status, ended, self._current_t0)
             self._current = None
         if item.on_interrupt == "skip":
             # Its end durable too, before the next item starts: a crash now would record it
@@ -337,22 +379,44 @@ class Executor(Edits):
                 plan = with_step_checks(plan, self._step_hook, self._step_failed)
         except Exception as exc:
             return Ended(None, f"the plan could not be built: {type(exc).__name__}: {exc}", "", ())
-        result = await self._guarded(lambda: self._run_engine.run(plan, **md))
+        result = await self._guarded(lambda: self._start_plan(self._run_engine, plan, md))
         while isinstance(result, RunResult) and result.paused:
             self._plan_uid = result.plan_uid
             result = await self._while_paused(item, result)
         return Ended.of(result) if isinstance(result, RunResult) else result
 
-    async def _guarded(self, call: Callable[[], Awaitable[RunResult]]) -> RunResult | Ended:
-        """`call()` (run or resume); a plan that raised comes back as its `Ended`."""
+    @staticmethod
+    async def _start_plan(engine: RunEngine, plan: Any, md: dict[str, Any]) -> RunResult:
+        """``engine.run(plan, **md)``. A run engine that reads ``idle`` may still be winding
+        the previous plan's drive down for a moment (its tasks ending) and refuse: the
+        queue, woken by that ``idle``, tries again then (`run` refuses before it touches the
+        plan)."""
+        for _ in range(_IDLE_RETRIES):
+            try:
+                return await engine.run(plan, **md)
+            except EngineStateError:
+                if engine.state is not RunState.IDLE:
+                    raise
+            await anyio.lowlevel.checkpoint()
+        return await engine.run(plan, **md)
+
+    async def _guarded(
+        self, call: Callable[[], Awaitable[RunResult]], run_engine: RunEngine | None = None
+    ) -> RunResult | Ended:
+        """`call()` (run or resume, on `run_engine`: default the engine's own); a plan that
+        raised comes back as its `Ended`."""
+        engine = self._run_engine if run_engine is None else run_engine
         try:
             return await call()
         except EngineStateError as exc:
-            if self._run_engine.state is RunState.PANICKED:
+            if engine.state is RunState.PANICKED:
                 return Ended("fail", "panic", self._plan_uid, ())
             return Ended(None, f"the run engine refused: {exc}", self._plan_uid, ())
         except Exception as exc:
-            last = self._host.log.recent(kinds="plan.finished", limit=1, newest_first=True)
+            subjects = engine.plan_uid or None
+            last = self._host.log.recent(
+                kinds="plan.finished", subjects=subjects, limit=1, newest_first=True
+            )
             runs = tuple(last[0].payload.get("run_uids") or ()) if last else ()
             uid = last[0].subject if last else self._plan_uid
             return Ended("fail", f"{type(exc).__name__}: {exc}", uid, runs)
@@ -394,8 +458,8 @@ class Executor(Edits):
         self._activity = "item"
         return await self._guarded(self._run_engine.resume)
 
-    def _finish_item(self, item: ItemRecord, status: ItemStatus, ended: Ended) -> None:
-        duration = self._clock.monotonic() - self._current_t0
+    def _finish_item(self, item: ItemRecord, status: ItemStatus, ended: Ended, t0: float) -> None:
+        duration = self._clock.monotonic() - t0
         self._record("queue.item_finished", item.uid, {
             "status": status.value, "exit_status": ended.exit_status, "reason": ended.reason,
             "plan_uid": ended.plan_uid, "run_uids": list(ended.run_uids),

@@ -100,6 +100,11 @@ class QueueItem:
         delay_after: seconds to wait after it before the next item (None: by type/default).
         attempts: how many times it has started.
         outcome: how its latest run ended (None until one has).
+        overlap: the name of a signal (``queue.signal``) after which, plus `overlap_delay`
+            seconds, the next item may start while this one still runs (None: no overlap).
+        overlap_delay: seconds from that signal to the next item's start.
+        resources: what it holds while it runs (a pump, a detector): an item that needs one
+            of them never overlaps it.
     """
 
     uid: str
@@ -114,6 +119,9 @@ class QueueItem:
     delay_after: float | None
     attempts: int
     outcome: ItemOutcome | None
+    overlap: str | None = None
+    overlap_delay: float = 0.0
+    resources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,9 @@ class ItemRecord:
     attempts: int = 0
     outcome: ItemOutcome | None = None
     started_wall: float | None = None  # wall time of the current run's start
+    overlap: str | None = None
+    overlap_delay: float = 0.0
+    resources: tuple[str, ...] = ()
 
     @property
     def runnable(self) -> bool:
@@ -161,6 +172,9 @@ class ItemRecord:
             "skip": self.skip,
             "on_interrupt": self.on_interrupt,
             "delay_after": self.delay_after,
+            "overlap": self.overlap,
+            "overlap_delay": self.overlap_delay,
+            "resources": list(self.resources),
         }
 
     def snapshot(self) -> QueueItem:
@@ -178,4 +192,7 @@ class ItemRecord:
             delay_after=self.delay_after,
             attempts=self.attempts,
             outcome=self.outcome,
+            overlap=self.overlap,
+            overlap_delay=self.overlap_delay,
+            resources=self.resources,
         )

@@ -54,7 +54,11 @@ _ACTIVITY: Final = (
     ("queue.restored", "the queue was read back from its store; payload: what it found"),
     ("queue.conditional", "a conditional was added or removed; payload: spec or removed"),
     ("queue.conditional_fired", "a conditional's condition held; payload: action, value"),
-    ("queue.signal", "an item gave a named signal (overlapping runs); payload: name"),
+    ("queue.signal", "an item gave a named signal (overlapping runs); payload: name, source"),
+    (
+        "queue.overlap",
+        "an overlap did not start; payload: next (the item), started, resources (held)",
+    ),
 )
 
 for _name, _doc in _STATE + _ACTIVITY:

@@ -50,8 +50,9 @@ class QueueModel:
         self.queues: dict[str, QueueRecord] = {DEFAULT_QUEUE: QueueRecord(DEFAULT_QUEUE)}
         self.order: list[str] = [DEFAULT_QUEUE]
         self.items: dict[str, ItemRecord] = {}
-        #: The item in flight (started, not yet finished), if any.
-        self.running: str | None = None
+        #: The items in flight (started, not yet finished), oldest first: two while one
+        #: overlaps another.
+        self.in_flight: list[str] = []
         #: True between ``queue.started`` and ``queue.stopped``.
         self.executing = False
         self.settings: dict[str, Any] = {}
@@ -77,6 +78,11 @@ class QueueModel:
             "queue.settings": self._settings,
             "queue.schedule": self._schedule,
         }
+
+    @property
+    def running(self) -> str | None:
+        """The oldest item in flight, if any."""
+        return self.in_flight[0] if self.in_flight else None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -164,6 +170,9 @@ class QueueModel:
             skip=bool(spec.get("skip", False)),
             on_interrupt="skip" if spec.get("on_interrupt") == "skip" else "rerun",
             delay_after=spec.get("delay_after"),
+            overlap=spec.get("overlap"),
+            overlap_delay=float(spec.get("overlap_delay") or 0.0),
+            resources=tuple(spec.get("resources") or ()),
         )
         self.items[item.uid] = item
         record.uids.insert(_clamp(p.get("index"), len(record.uids)), item.uid)
@@ -183,8 +192,12 @@ class QueueModel:
         if item is None or not isinstance(changes, dict):
             return
         for key, value in changes.items():
-            if key in ("plan", "item_type", "delay_after"):
+            if key in ("plan", "item_type", "delay_after", "overlap"):
                 setattr(item, key, value)
+            elif key == "overlap_delay":
+                item.overlap_delay = float(value or 0.0)
+            elif key == "resources":
+                item.resources = tuple(value or ())
             elif key in ("kwargs", "metadata"):
                 setattr(item, key, dict(value or {}))
             elif key == "on_interrupt":
@@ -194,8 +207,8 @@ class QueueModel:
         item = self.items.pop(event.subject, None)
         if item is not None:
             self.queues[item.queue].uids.remove(item.uid)
-            if self.running == item.uid:
-                self.running = None
+            if item.uid in self.in_flight:
+                self.in_flight.remove(item.uid)
 
     def _set_skip(self, event: Event, skip: bool) -> None:
         item = self.items.get(event.subject)
@@ -213,7 +226,8 @@ class QueueModel:
         item.status = ItemStatus.RUNNING
         item.attempts += 1
         item.started_wall = event.wall
-        self.running = item.uid
+        if item.uid not in self.in_flight:
+            self.in_flight.append(item.uid)
 
     def _item_finished(self, event: Event) -> None:
         item = self.items.get(event.subject)
@@ -234,8 +248,8 @@ class QueueModel:
             duration=float(p.get("duration") or 0.0),
         )
         item.started_wall = None
-        if self.running == item.uid:
-            self.running = None
+        if item.uid in self.in_flight:
+            self.in_flight.remove(item.uid)
 
     def _item_requeued(self, event: Event) -> None:
         item = self.items.get(event.subject)

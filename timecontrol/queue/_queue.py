@@ -23,7 +23,7 @@ from ._host import QueueHost
 from ._items import ItemRecord
 from ._kinds import ALL_KINDS
 from ._prompts import Prompt
-from ._registry import PlanFunction
+from ._registry import PlanFunction, check_json
 from ._simulate import dry_run
 from ._status import DryRun, Eta, Progress, QueueState, QueueStatus
 
@@ -144,6 +144,8 @@ class Queue(Control):
         plans: str | Sequence[str] | None = None,
         item_types: str | Sequence[str] | None = None,
         queues: str | Sequence[str] | None = None,
+        plan: str | None = None,
+        kwargs: dict[str, Any] | None = None,
     ) -> Conditional:
         """Act on the running item when `condition` holds on its event documents.
 
@@ -153,14 +155,35 @@ class Queue(Control):
         held `ntrips` times in one item, `action` is taken once: ``truncate`` (end the item
         as a success, go on), ``abort`` (abort it, stop the queue), ``cancel`` (stop after
         it), ``pause`` (pause it), ``skip_next`` (skip the next item), ``repeat`` (run a
-        copy of the item right after it). `plans`,
+        copy of the item right after it), ``insert`` (run a new item of plan `plan` with
+        JSON `kwargs` right after it; both checked now, like `add`'s). `plans`,
         `item_types`, `queues`: only items of these. See `timecontrol.queue.Conditional`.
         """
+        insert = self._insert_spec(action, plan, kwargs)
         options = {"name": name, "start": start, "frequency": frequency, "ntrips": ntrips,
-                   "plans": plans, "item_types": item_types, "queues": queues}  # fmt: skip
+                   "plans": plans, "item_types": item_types, "queues": queues,
+                   **insert}  # fmt: skip
         cond = self._conditionals.add(condition, action, options)
         self._record("queue.conditional", cond.name, cond.spec())
         return cond
+
+    def _insert_spec(self, action: object, plan: object, kwargs: object) -> dict[str, Any]:
+        """The checked plan and kwargs of an ``insert`` conditional (nothing for others)."""
+        if action != "insert":
+            if plan is not None or kwargs is not None:
+                raise QueueArgumentError(
+                    f"plan= and kwargs= go with action='insert' only, got action {action!r} "
+                    f"with plan={plan!r}, kwargs={kwargs!r:.100}"
+                )
+            return {}
+        if not isinstance(plan, str):
+            raise QueueArgumentError(
+                f"action='insert' needs plan= (a registered plan's name), got {plan!r}; "
+                f"registered plans: {self._plans.names()}"
+            )
+        args = check_json(kwargs, "kwargs")
+        self._plans.check_kwargs(plan, args)
+        return {"plan": plan, "kwargs": args}
 
     def remove_conditional(self, name: str) -> None:
         """Unregister a conditional by name."""
@@ -225,6 +248,7 @@ class Queue(Control):
             run_engine=self._run_engine.state.value,
             last_stop=self._last_stop,
             eta_s=eta.seconds,
+            overlapping=None if self._side is None else self._side.snapshot(),
         )
 
     def _status(self) -> QueueStatus:
@@ -235,7 +259,7 @@ class Queue(Control):
         if self._stop_request is not None:
             return "stopping"
         plan_paused = self._run_engine.state in (RunState.PAUSED, RunState.PAUSING)
-        if self._held or (self._current is not None and plan_paused):
+        if self._held or (self._current is not None and plan_paused) or self._side_paused:
             return "paused"
         return "running"
 
@@ -271,6 +295,15 @@ class Queue(Control):
                 unknown += 1
             else:
                 known += max(0.0, estimate - (self._clock.monotonic() - self._current_t0))
+        side = self._side
+        if side is not None:  # an overlapping item: counted as if it ran after the first
+            count += 1
+            estimate = self._durations.estimate(side.plan, side.kwargs, side.item_type)
+            if estimate is None:
+                unknown += 1
+            else:
+                known += max(0.0, estimate - (self._clock.monotonic() - self._side_t0))
+            previous = side
         if self._delay is not None:
             known += self._delay.remaining
             previous = None  # the delay after the previous item is this one

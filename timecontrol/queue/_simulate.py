@@ -62,6 +62,7 @@ def _simulate(plans: PlanRegistry, jobs: list[tuple[str, str, dict[str, Any]]],
 
     async def main() -> dict[str, tuple[float | None, str | None]]:
         run_engine = RunEngine(_SimHost(clock), handle_sigint=False, log_messages=False)
+        run_engine.register_command("queue_signal", lambda msg: None)  # (overlaps: not here)
         out: dict[str, tuple[float | None, str | None]] = {}
         for uid, plan, kwargs in jobs:
             t0 = clock.monotonic()

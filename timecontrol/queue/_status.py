@@ -61,6 +61,8 @@ class QueueState:
         last_stop: why the queue last stopped (None if it has not).
         eta_s: seconds until the queue is expected to have run out of items, counting what
             is known (see `Queue.eta`).
+        overlapping: the item that started beside the running one (an overlap), or that
+            the queue waits for once the running one has ended (None: no overlap).
     """
 
     status: QueueStatus
@@ -75,6 +77,7 @@ class QueueState:
     run_engine: str
     last_stop: str | None
     eta_s: float | None
+    overlapping: QueueItem | None = None
 
 
 @dataclass(frozen=True, slots=True)

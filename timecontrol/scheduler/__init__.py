@@ -4,7 +4,9 @@ The engine owns one `Scheduler` (``engine.scheduler``; ``Scheduler(engine)`` ret
 keeps jobs (an action, JSON arguments, a trigger, policies), runs them through the engine's
 dispatcher, and records one execution record per fire time on the Log, from which history,
 statistics and alarms are read. With a SQLite store the jobs, their state and their history
-survive restarts and crashes. See ``docs/scheduler.md``.
+survive restarts and crashes. Jobs may apply a profile and run hooks before and after their
+action (`Scheduler.hook`); old records are cleaned up daily by the retention while lifetime
+totals are kept. See ``docs/scheduler.md``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from ._alarms import AlarmHandler
 from ._errors import (
     ActionNotAllowedError,
     DuplicateJobError,
+    ExecutionNotFoundError,
     JobArgumentsError,
     JobNotFoundError,
     JobOptionError,
@@ -20,7 +23,9 @@ from ._errors import (
     PolicyError,
     SchedulerError,
     SchedulerLockedError,
+    UnknownHookError,
 )
+from ._hooks import Hook, HookRef, HookRun
 from ._host import JobHost
 from ._job import (
     COALESCE_POLICIES,
@@ -32,20 +37,38 @@ from ._job import (
     JobSpec,
     TriggerLike,
 )
-from ._records import ALARM_STATUSES, STATUSES, ExecutionRecord, JobStats, SchedulerStats
+from ._records import (
+    ALARM_STATUSES,
+    FAILED_STATUSES,
+    HOOK_STATUSES,
+    RUN_STATUSES,
+    STATUSES,
+    ExecutionRecord,
+    JobStats,
+    SchedulerStats,
+)
+from ._retention import DEFAULT_RETENTION
 from ._scheduler import JobOptions, Scheduler
 
 __all__ = [
     "ALARM_STATUSES",
     "COALESCE_POLICIES",
     "CONFLICT_POLICIES",
+    "DEFAULT_RETENTION",
+    "FAILED_STATUSES",
+    "HOOK_STATUSES",
+    "RUN_STATUSES",
     "STATUSES",
     "ActionNotAllowedError",
     "AlarmHandler",
     "Coalesce",
     "Conflict",
     "DuplicateJobError",
+    "ExecutionNotFoundError",
     "ExecutionRecord",
+    "Hook",
+    "HookRef",
+    "HookRun",
     "Job",
     "JobArgumentsError",
     "JobChanges",
@@ -62,4 +85,5 @@ __all__ = [
     "SchedulerLockedError",
     "SchedulerStats",
     "TriggerLike",
+    "UnknownHookError",
 ]

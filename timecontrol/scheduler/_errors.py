@@ -18,6 +18,7 @@ from .._exceptions import (
 __all__ = [
     "ActionNotAllowedError",
     "DuplicateJobError",
+    "ExecutionNotFoundError",
     "JobArgumentsError",
     "JobNotFoundError",
     "JobOptionError",
@@ -25,6 +26,7 @@ __all__ = [
     "PolicyError",
     "SchedulerError",
     "SchedulerLockedError",
+    "UnknownHookError",
 ]
 
 
@@ -62,6 +64,14 @@ class DuplicateJobError(SchedulerError, ValueError):
 
 class JobNotFoundError(SchedulerError, LookupError):
     """No job with the given id."""
+
+
+class ExecutionNotFoundError(SchedulerError, LookupError):
+    """No execution record with the given id (never recorded, or deleted by retention)."""
+
+
+class UnknownHookError(JobSpecError, LookupError):
+    """A profile or hook name that is not registered (nor an allowed 'module:qualname')."""
 
 
 #: Another process (or engine) already writes to the same store file. The store's own writer

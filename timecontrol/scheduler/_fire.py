@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import traceback as tb_module
 from collections import deque
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -35,6 +36,7 @@ from .._exceptions import UnknownActionError
 from ._actions import import_action
 from ._backlog import Span, beyond_grace
 from ._core import FIRE, SchedulerCore
+from ._hooks import HookRun, run_hooked
 from ._host import Action, jsonable
 from ._persist import HORIZON_LEASE
 from ._state import NO_RUNS, JobState
@@ -42,6 +44,7 @@ from ._state import NO_RUNS, JobState
 if TYPE_CHECKING:
     from .._events import Event
     from .._schedule import Intent
+    from ._hooks import HookRegistry
 
 __all__ = ["CATCH_UP_CAP", "HORIZON", "FirePath"]
 
@@ -77,6 +80,7 @@ class FirePath(SchedulerCore):
     """The fire path of the scheduler (see the module docstring)."""
 
     _flushing: anyio.Event | None  # a durable-start flush under way (shared by the runs)
+    _hooks: HookRegistry  # profiles and hooks by name (`_hooks.py`)
     _renew_queued: bool
 
     async def _fire(self, intent: Intent) -> None:
@@ -104,6 +108,9 @@ class FirePath(SchedulerCore):
             or spec.timeout is not None
             or spec.durable_start
             or spec.max_executions is not None
+            or spec.profile is not None
+            or spec.before
+            or spec.after
             or fire > self._horizon
             or (spec.misfire_grace is not None and beyond_grace(spec.misfire_grace, fire, now))
             or st.running >= (spec.max_instances if spec.conflict == "concurrent" else 1)
@@ -119,6 +126,7 @@ class FirePath(SchedulerCore):
             # Finished: a fire time beyond max_executions is not a fire time at all.
             self._set_next(st, None)
             self._push(st)
+            self._idle_check()
             return None
         if self._paused:
             self._parked.add(st.job.id)  # settled on resume, by the misfire policy
@@ -132,11 +140,11 @@ class FirePath(SchedulerCore):
             return None
         # `_set_next`, inlined (once per run).
         st.next = nxt
-        st.intent_seq = (
-            0
-            if nxt is None
-            else self._host.submit_trusted(FIRE, nxt, None, st.job.id, 0, "trigger").seq
-        )
+        if nxt is None:
+            st.intent_seq = 0
+            self._idle_check()  # the chain ended
+        else:
+            st.intent_seq = self._host.submit_trusted(FIRE, nxt, None, st.job.id, 0, "trigger").seq
         return fire
 
     def _trigger_failed(self, st: JobState, fire: float, exc: Exception) -> None:
@@ -157,6 +165,9 @@ class FirePath(SchedulerCore):
 
     def _pause_job(self, st: JobState) -> None:
         raise NotImplementedError  # the scheduler's own (operations live there)
+
+    def _idle_check(self) -> None:
+        """A chain ended: the retention's (`_retention.py`); nothing to do here."""
 
     def _settle_backlog(self, st: JobState, first: float, now: float) -> float | None:
         """Settle fire times that are all due now; returns the one to run in this task."""
@@ -385,8 +396,6 @@ class FirePath(SchedulerCore):
         if now >= self._renew_at:
             self._renew_horizon()
         kwargs = job.kwargs if not overrides else {**job.kwargs, **overrides}
-        status, plain = "success", True
-        payload: dict[str, Any]
         try:
             # Made safe against a crash before the action is called (module docstring, 4.):
             # the start is committed, or the horizon past `fire`, with every event before it.
@@ -395,18 +404,7 @@ class FirePath(SchedulerCore):
             elif fire > self._horizon:
                 await self._ensure_horizon(fire)
             fn = st.fn or self._resolve(st)
-            if job.timeout is None:
-                result = await fn(**kwargs)
-            else:
-                with anyio.CancelScope(deadline=t0 + job.timeout) as scope:
-                    result = await fn(**kwargs)
-                if scope.cancelled_caught:
-                    status = "timeout"
-            if status == "success":
-                plain = _is_plain(result)
-                payload = {"result": result if plain else jsonable(result)}
-            else:
-                payload = {"reason": f"exceeded timeout of {job.timeout} s"}
+            status, plain, payload = await self._call(st, fn, kwargs, fire, manual, ref, t0)
         except anyio.get_cancelled_exc_class():
             cancelled = {"reason": "cancelled"}
             self._end_run(st, ref, fire, manual, now, t0, "cancelled", cancelled, plain=True)
@@ -414,6 +412,36 @@ class FirePath(SchedulerCore):
         except Exception as exc:
             status, plain, payload = "failure", False, _failure(exc)
         self._end_run(st, ref, fire, manual, now, t0, status, payload, plain=plain)
+
+    async def _call(
+        self,
+        st: JobState,
+        fn: Action,
+        kwargs: dict[str, Any],
+        fire: float,
+        manual: bool,
+        ref: int,
+        t0: float,
+    ) -> tuple[str, bool, dict[str, Any]]:
+        """Call the action (with its hooks and timeout): (status, plain payload, payload)."""
+        job = st.job
+        if job.profile is not None or job.before or job.after:
+            deadline = None if job.timeout is None else t0 + job.timeout
+            scheduled = datetime.fromtimestamp(fire, UTC)
+            info = HookRun(job=job, scheduled=scheduled, manual=manual, run=ref, phase="")
+            status, payload = await run_hooked(
+                self._hooks, self._allowed, fn, kwargs, info, deadline
+            )
+            return status, False, payload
+        if job.timeout is None:
+            result = await fn(**kwargs)
+        else:
+            with anyio.CancelScope(deadline=t0 + job.timeout) as scope:
+                result = await fn(**kwargs)
+            if scope.cancelled_caught:
+                return "timeout", True, {"reason": f"exceeded timeout of {job.timeout} s"}
+        plain = _is_plain(result)
+        return "success", plain, {"result": result if plain else jsonable(result)}
 
     async def _run_fast(self, st: JobState, fire: float, now: float) -> None:
         """`_run` for the common case, once per run: on time, a free slot, no timeout, the

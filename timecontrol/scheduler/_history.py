@@ -1,22 +1,34 @@
 """History and statistics, read from the Log (the durable store when there is one).
 
-Nothing here keeps a second truth: every figure is computed from execution records.
+Nothing here keeps a second truth: every figure is computed from execution records, and
+from the lifetime totals of the records the retention deleted (folded from those very
+records in the transaction that deleted them: `timecontrol.stores._totals`).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .._events import event_from_row
+from .._exceptions import TimeControlError
 from ._alarms import check_statuses
 from ._errors import JobSpecError
-from ._records import KIND_OF_STATUS, RUN_STATUSES, STATUSES, ExecutionRecord, JobStats
+from ._records import (
+    FAILED_STATUSES,
+    KIND_OF_STATUS,
+    RUN_STATUSES,
+    STATUSES,
+    ExecutionRecord,
+    JobStats,
+)
 
 if TYPE_CHECKING:
     from .._log import Log
+    from ..stores._totals import TotalsRow
     from ._state import JobState
 
 __all__ = ["job_stats", "older_than_seconds", "read_history", "today_by_status", "upcoming"]
@@ -47,18 +59,35 @@ async def read_history(
     return [ExecutionRecord.from_event(e) for e in events]
 
 
-def job_stats(job_id: str, records: list[ExecutionRecord], next_run: datetime | None) -> JobStats:
-    """Totals, counts per status, durations, last run and next run of one job."""
+def job_stats(
+    job_id: str,
+    records: list[ExecutionRecord],
+    next_run: datetime | None,
+    folded: Sequence[TotalsRow] = (),
+) -> JobStats:
+    """Totals, counts per status, durations, last run and next run of one job: its `records`
+    still kept plus the `folded` totals of those the retention deleted (`_retention.py`)."""
     by_status: dict[str, int] = {}
-    durations: list[float] = []
+    dur_sum, dur_n = 0.0, 0
+    lo, hi = math.inf, -math.inf
     last_run: ExecutionRecord | None = None
     for record in records:
         by_status[record.status] = by_status.get(record.status, 0) + record.count
         if record.status in RUN_STATUSES:
             if record.duration is not None and record.status != "interrupted":
-                durations.append(record.duration)
+                dur_sum, dur_n = dur_sum + record.duration, dur_n + 1
+                lo, hi = min(lo, record.duration), max(hi, record.duration)
             if last_run is None or record.seq > last_run.seq:
                 last_run = record
+    kept = sum(by_status.values())
+    for status, count, f_sum, f_n, f_min, f_max, _, last in folded:
+        by_status[status] = by_status.get(status, 0) + count
+        if status in RUN_STATUSES and status != "interrupted" and f_n:
+            dur_sum, dur_n = dur_sum + f_sum, dur_n + f_n
+            lo = min(lo, lo if f_min is None else f_min)
+            hi = max(hi, hi if f_max is None else f_max)
+        if status in RUN_STATUSES:
+            last_run = _newest(last_run, last)
     runs = sum(n for s, n in by_status.items() if s in RUN_STATUSES)
     return JobStats(
         job_id=job_id,
@@ -66,13 +95,23 @@ def job_stats(job_id: str, records: list[ExecutionRecord], next_run: datetime | 
         runs=runs,
         by_status=by_status,
         succeeded=by_status.get("success", 0),
-        failed=by_status.get("failure", 0) + by_status.get("timeout", 0),
-        mean_duration=sum(durations) / len(durations) if durations else None,
-        min_duration=min(durations) if durations else None,
-        max_duration=max(durations) if durations else None,
+        failed=sum(n for s, n in by_status.items() if s in FAILED_STATUSES),
+        mean_duration=dur_sum / dur_n if dur_n else None,
+        min_duration=lo if dur_n else None,
+        max_duration=hi if dur_n else None,
         last_run=last_run,
         next_run=next_run,
+        kept=kept,
     )
+
+
+def _newest(current: ExecutionRecord | None, row: list[Any]) -> ExecutionRecord | None:
+    """The newer of `current` and the folded record `row` (kept if it cannot be read)."""
+    try:
+        record = ExecutionRecord.from_event(event_from_row(*row))
+    except (TimeControlError, TypeError, ValueError):
+        return current
+    return record if current is None or record.seq > current.seq else current
 
 
 def today_by_status(records: Iterable[ExecutionRecord]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import (
     Annotated,
     Any,
@@ -35,6 +35,7 @@ from .._clock import to_timestamp
 from .._exceptions import NaiveDatetimeError, TimeControlError
 from ..triggers import _protocol
 from ._errors import JobArgumentsError, JobOptionError, JobSpecError, PolicyError
+from ._hooks import HookLike, HookRef, hook_refs, profile_ref
 
 __all__ = [
     "COALESCE_POLICIES",
@@ -55,8 +56,12 @@ __all__ = [
     "trigger_from_spec",
 ]
 
-#: Version of the job JSON shape; a newer one is refused when loading.
-JOB_SPEC_VERSION: Final = 1
+#: Version of the job JSON shape; a newer one is refused when loading. A job that uses none
+#: of the version-2 options (profile, before, after, retention) is still written as version
+#: 1, so that an older timecontrol reads it; one that uses them says 2 (an older one cannot
+#: read it and quarantines that job; this one refuses versions above 2 with "upgrade").
+JOB_SPEC_VERSION: Final = 2
+_V2_FIELDS: Final = ("profile", "before", "after", "retention")
 
 #: What happens when a fire time comes while the previous run is still going.
 Conflict = Literal["skip", "queue", "concurrent"]
@@ -109,6 +114,12 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         durable_start: with a SQLite store, commit each run's start before the action runs,
             so that after a crash the run is recorded exactly (``interrupted``), never as
             uncertain. Costs a commit wait per run. See docs/scheduler.md, "Crashes".
+        profile: a hook applied before each run (an instrument set-up); if it raises, the
+            action is not called and the record is ``profile_failed`` (see `_hooks.py`).
+        before, after: hooks run before the action (one raising: ``before_failed``, the
+            action not called) and after it (``after_failed`` when the action succeeded).
+        retention: seconds this job's execution records are kept (default: the
+            scheduler's, 30 days); older ones are deleted daily, its totals kept.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -129,6 +140,10 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     misfire_grace: _Positive | None = None
     coalesce: Coalesce = "latest"
     durable_start: bool = False
+    profile: HookRef | None = None
+    before: tuple[HookRef, ...] = ()
+    after: tuple[HookRef, ...] = ()
+    retention: _Positive | None = None
 
     @property
     def start_at(self) -> datetime | None:
@@ -142,13 +157,21 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_json(self) -> dict[str, Any]:
         """The definition as plain JSON (the trigger through its ``to_json()``)."""
-        out: dict[str, Any] = {"version": JOB_SPEC_VERSION}
+        out: dict[str, Any] = {"version": 1}
         for field in self.__struct_fields__:
             value = getattr(self, field)
             if field == "trigger":
                 value = value.to_json()
             elif field == "tags":
                 value = list(value)
+            elif field in _V2_FIELDS:
+                if not value:
+                    continue  # (unused: the definition stays readable by version 1)
+                out["version"] = 2
+                if field == "profile":
+                    value = value.to_json()
+                elif field != "retention":
+                    value = [ref.to_json() for ref in value]
             out[field] = value
         return out
 
@@ -185,6 +208,10 @@ class JobSpec(TypedDict, total=False):
     misfire_grace: float | None
     coalesce: Coalesce
     durable_start: bool
+    profile: HookLike | None
+    before: Iterable[HookLike] | None
+    after: Iterable[HookLike] | None
+    retention: timedelta | float | None
 
 
 class JobChanges(JobSpec, total=False):
@@ -318,12 +345,21 @@ def _end(value: Any) -> float | None:
     return _time("end", value)
 
 
+def _retention(value: Any) -> Any:
+    # A timedelta as seconds; anything else is checked by the field's type and range.
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
 # How a caller's value becomes the stored one (the rest are taken as they are).
 _NORMALISE: Final[dict[str, Callable[[Any], Any]]] = {
     "kwargs": _kwargs,
     "tags": _tags,
     "start": _start,
     "end": _end,
+    "profile": profile_ref,
+    "before": lambda v: hook_refs("before", v),
+    "after": lambda v: hook_refs("after", v),
+    "retention": _retention,
 }
 
 
@@ -436,7 +472,7 @@ _LAST_INSTANT: Final = 253402300799.0 - 86400
 
 def _check_ranges(job: Job) -> None:
     """What the field types cannot say: finite numbers, an ordered window."""
-    for label in ("timeout", "misfire_grace", "start", "end"):
+    for label in ("timeout", "misfire_grace", "start", "end", "retention"):
         value = getattr(job, label)
         if value is not None and not math.isfinite(value):
             error = PolicyError if label == "misfire_grace" else JobSpecError

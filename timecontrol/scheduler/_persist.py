@@ -22,6 +22,7 @@ import msgspec
 from .._events import Event
 from ..stores._jobs import JobStore, LoadedJobs
 from ._actions import module_allowed
+from ._hooks import hooks_allowed
 from ._job import job_from_stored
 from ._records import RECORD_KINDS
 from ._state import NO_RUNS, JobState
@@ -58,6 +59,8 @@ class Persistence:
         #: The committed horizon (-inf: none yet in this run).
         self.durable = -math.inf
         self.extending: Any = None  # an anyio.Event while a horizon commit is under way
+        #: Wall time of the last automatic retention clean-up (None: never, in this file).
+        self.retention_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Persistence {self.store!r}>"
@@ -67,6 +70,7 @@ def restore(core: SchedulerCore, persist: Persistence) -> None:
     """Load every job of the store into `core` (see the module docstring). Blocking."""
     loaded = persist.store.load(REPLAYED_KINDS)
     persist.crash_horizon = loaded.horizon
+    persist.retention_at = loaded.retention_at
     for job_id, text in loaded.specs.items():
         st = _load_one(core, loaded, job_id, text)
         if st is None:
@@ -112,6 +116,8 @@ def _load_one(core: SchedulerCore, loaded: LoadedJobs, job_id: str, text: str) -
                     f"its action {job.action!r} is in a module outside allowed_modules "
                     f"{list(core._allowed)}; it was not imported"
                 )
+            else:
+                reason = hooks_allowed(job, core._allowed)
     if reason is not None:
         core._quarantined[job_id] = reason
         return None

@@ -22,6 +22,8 @@ from .._events import Event, reserve_kind
 
 __all__ = [
     "ALARM_STATUSES",
+    "FAILED_STATUSES",
+    "HOOK_STATUSES",
     "KIND_OF_STATUS",
     "NOT_RUN_STATUSES",
     "RECORD_KINDS",
@@ -44,6 +46,9 @@ Status = Literal[
     "coalesced",
     "interrupted",
     "uncertain",
+    "profile_failed",
+    "before_failed",
+    "after_failed",
 ]
 
 #: Event kind of each record status.
@@ -57,20 +62,30 @@ KIND_OF_STATUS: Final[dict[str, str]] = {
     "coalesced": "job.coalesced",
     "interrupted": "job.interrupted",
     "uncertain": "job.uncertain",
+    "profile_failed": "job.profile_failed",
+    "before_failed": "job.before_failed",
+    "after_failed": "job.after_failed",
 }
 #: Record status of each record event kind.
 STATUS_OF_KIND: Final[dict[str, str]] = {v: k for k, v in KIND_OF_STATUS.items()}
 #: Every record status.
 STATUSES: Final[tuple[str, ...]] = tuple(KIND_OF_STATUS)
-#: Statuses of fire times that actually ran (or were running).
-RUN_STATUSES: Final[frozenset[str]] = frozenset(
-    {"success", "failure", "timeout", "cancelled", "interrupted"}
+#: Statuses of a run's hooks failing (see `_hooks.py`): the profile or a ``before`` hook
+#: (the action was not called), or an ``after`` hook (the action succeeded).
+HOOK_STATUSES: Final[frozenset[str]] = frozenset(
+    {"profile_failed", "before_failed", "after_failed"}
 )
+#: Statuses of fire times that actually ran (or were running): their start is recorded.
+RUN_STATUSES: Final[frozenset[str]] = frozenset(
+    {"success", "failure", "timeout", "cancelled", "interrupted"} | HOOK_STATUSES
+)
+#: Run statuses counted as failed in the statistics.
+FAILED_STATUSES: Final[frozenset[str]] = frozenset({"failure", "timeout"} | HOOK_STATUSES)
 #: Statuses of fire times that certainly did not run.
 NOT_RUN_STATUSES: Final[frozenset[str]] = frozenset({"skipped", "missed", "coalesced"})
 #: Statuses that call failure handlers by default.
 ALARM_STATUSES: Final[frozenset[str]] = frozenset(
-    {"failure", "timeout", "interrupted", "uncertain"}
+    {"failure", "timeout", "interrupted", "uncertain"} | HOOK_STATUSES
 )
 
 for _kind, _doc in (
@@ -90,6 +105,9 @@ for _kind, _doc in (
     ("job.coalesced", "fire time(s) merged into another run of the same job (a record)"),
     ("job.interrupted", "a run or queued fire time in flight when the process died (a record)"),
     ("job.uncertain", "fire time(s) that may have run: their start was not durable at a crash"),
+    ("job.profile_failed", "a run's profile failed to apply; its action was not called"),
+    ("job.before_failed", "a run's before hook raised; its action was not called"),
+    ("job.after_failed", "a run's after hook raised after its action succeeded"),
     ("scheduler.paused", "the scheduler stopped starting jobs"),
     ("scheduler.resumed", "the scheduler started jobs again"),
     ("scheduler.alarm_failed", "a failure handler raised; the scheduler carried on"),
@@ -144,7 +162,10 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
         result: the action's return value as JSON (or ``{"repr": ...}``).
         error, message, traceback: why a run failed.
         reason: why a fire time did not run (or was interrupted).
-        seq: the record's event sequence number in the Log.
+        hook: the profile or hook whose failure set a ``*_failed`` status (or, on a failed
+            action, the ``after`` hook that failed too: see `reason`).
+        seq: the record's event sequence number in the Log: its stable id (`id`), for
+            `Scheduler.execution`.
     """
 
     job_id: str
@@ -163,7 +184,13 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     message: str | None = None
     traceback: str | None = None
     reason: str | None = None
+    hook: str | None = None
     seq: int = 0
+
+    @property
+    def id(self) -> int:
+        """The record's stable id (its event sequence number; `Scheduler.execution(id)`)."""
+        return self.seq
 
     @classmethod
     def from_event(cls, event: Event) -> ExecutionRecord:
@@ -191,22 +218,28 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
             message=_opt(p.get("message"), str),
             traceback=_opt(p.get("traceback"), str),
             reason=_opt(p.get("reason"), str),
+            hook=_opt(p.get("hook"), str),
             seq=event.seq,
         )
 
 
 class JobStats(msgspec.Struct, frozen=True, kw_only=True):
-    """History figures for one job, computed from its execution records.
+    """History figures for one job over its whole life: its execution records still kept,
+    plus the lifetime totals of those the retention deleted (see docs/scheduler.md).
 
     Attributes:
         job_id: the job.
         total: fire times recorded (a record covering n fire times counts n).
-        runs: fire times that ran (success + failure + timeout + cancelled + interrupted).
+        runs: fire times that ran (every run status: success, failure, timeout, cancelled,
+            interrupted, profile_failed, before_failed, after_failed).
         by_status: fire-time count per status.
-        succeeded, failed: shortcuts into `by_status` (failed includes timeouts).
+        succeeded, failed: shortcuts into `by_status` (failed: failure, timeout and the
+            hook statuses).
         mean_duration, min_duration, max_duration: over finished runs (seconds), None if none.
         last_run: the newest record of a run, or None.
         next_run: the next fire time, or None (paused, finished).
+        kept: fire times whose records are still in the history (the rest were purged and
+            live on in the totals only).
     """
 
     job_id: str
@@ -220,6 +253,7 @@ class JobStats(msgspec.Struct, frozen=True, kw_only=True):
     max_duration: float | None
     last_run: ExecutionRecord | None
     next_run: datetime | None
+    kept: int = 0
 
 
 class SchedulerStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Unpack
 from uuid import uuid4
 
@@ -20,29 +20,22 @@ import msgspec
 
 from .._exceptions import EngineStateError, UnknownActionError
 from ._actions import check_arguments, check_modules, import_action
-from ._alarms import AlarmHandler, Alarms, check_statuses
-from ._core import FIRE, utc
-from ._errors import DuplicateJobError, JobArgumentsError, JobNotFoundError, JobSpecError
+from ._alarms import AlarmHandler, Alarms
+from ._core import FIRE
+from ._errors import DuplicateJobError, JobArgumentsError, JobSpecError
 from ._fire import HORIZON
-from ._history import job_stats, midnight, older_than_seconds, read_history, today_by_status
-from ._history import upcoming as next_fire_times
+from ._history_ops import HistoryOps
+from ._hooks import HookRegistry
 from ._host import Action, JobHost, jsonable
 from ._job import Job, JobChanges, JobSpec, check_options, check_text, make_job, replace_job
-from ._lifecycle import Lifecycle
 from ._records import (
     ALARM_STATUSES,
-    KIND_OF_STATUS,
-    RECORD_KINDS,
-    RUN_STATUSES,
-    ExecutionRecord,
-    JobStats,
-    SchedulerStats,
 )
+from ._retention import DEFAULT_RETENTION, RETENTION, check_retention
 from ._state import JobState
 
 if TYPE_CHECKING:
     from .._clock import Clock
-    from .._log import Log
 
 __all__ = ["AlarmHandler", "JobOptions", "Scheduler"]
 
@@ -61,7 +54,7 @@ _RESCHEDULE = frozenset({"trigger", "start", "end", "max_executions"})
 _json = msgspec.json.Encoder()
 
 
-class Scheduler(Lifecycle):
+class Scheduler(HistoryOps):
     """Jobs on a host (the engine's dispatcher): add them, and they run on time, each fire
     time ending in one execution record on the Log.
 
@@ -72,6 +65,10 @@ class Scheduler(Lifecycle):
         allowed_modules: modules (and their submodules) from which a ``"module:qualname"``
             action may be imported; any other reference is refused, and a stored job naming
             one is quarantined. Default: none (actions by registered name only).
+        retention: how long execution records are kept by default (a timedelta or seconds;
+            30 days; None: forever); a job's own ``retention`` overrides it. With a SQLite
+            store older records are deleted daily, their lifetime totals kept (see
+            `job_stats` and docs/scheduler.md, "Retention").
 
     Lifecycle, driven by the owner: ``_attach()`` right after it opened a Log (jobs kept in a
     SQLite store come back), ``_started()`` once dispatch runs (what the last process left
@@ -88,14 +85,23 @@ class Scheduler(Lifecycle):
                 return own
         return super().__new__(cls)
 
-    def __init__(self, host: JobHost, *, allowed_modules: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        host: JobHost,
+        *,
+        allowed_modules: Collection[str] = (),
+        retention: timedelta | float | None = DEFAULT_RETENTION,
+    ) -> None:
         if "_host" in self.__dict__:
             return  # an engine's own scheduler, handed back by __new__: already set up
         allowed = check_modules(allowed_modules)
+        kept = check_retention(retention)
         self._init_state(host, allowed)
+        self._retention = kept
         # The scheduler writes its own records (job.*): no action.* events for its wrappers.
         host.intent_action(self._fire, FIRE)
         host.action(self._horizon_action, name=HORIZON, record=False)
+        host.action(self._retention_action, name=RETENTION, record=False)
 
     def _init_state(self, host: JobHost, allowed: tuple[str, ...]) -> None:
         self._host = host
@@ -117,23 +123,25 @@ class Scheduler(Lifecycle):
         self._unannounced = set()
         self._flushing = None
         self._renew_queued = False
+        self._hooks = HookRegistry()
+        self._retention = DEFAULT_RETENTION
+        self._retention_seq = 0
+        self._stats_lock = None
 
     def _apply_options(self, options: dict[str, Any]) -> None:
         """The options of a ``Scheduler(engine, ...)`` call, for the engine's own scheduler:
-        taken while it has loaded nothing yet, refused (unchanged) once it has."""
-        check_options(options, ("allowed_modules",))
-        if "allowed_modules" not in options:
-            return
-        allowed = check_modules(options["allowed_modules"])
-        if allowed == self._allowed:
-            return
-        if self._loaded:
+        `retention` at any time; `allowed_modules` while it has loaded nothing yet, refused
+        (with nothing changed) once it has."""
+        check_options(options, ("allowed_modules", "retention"))
+        kept = check_retention(options.get("retention", self._retention))
+        allowed = check_modules(options.get("allowed_modules", self._allowed))
+        if allowed != self._allowed and self._loaded:
             raise JobSpecError(
                 f"this engine's scheduler has loaded its jobs with allowed_modules "
                 f"{list(self._allowed)}; give allowed_modules={list(allowed)!r} before the "
                 "engine opens its store (before it starts or its Log is used)"
             )
-        self._allowed = allowed
+        self._allowed, self._retention = allowed, kept
 
     def _job_or_none(self, job_id: str) -> Job | None:
         st = self._jobs.get(job_id)
@@ -150,11 +158,6 @@ class Scheduler(Lifecycle):
     def clock(self) -> Clock:
         """The host's clock."""
         return self._clock
-
-    @property
-    def log(self) -> Log:
-        """The Log the records go to (the host's current one)."""
-        return self._log if self._log is not None else self._host.log
 
     @property
     def paused(self) -> bool:
@@ -206,6 +209,7 @@ class Scheduler(Lifecycle):
         job = make_job(id=job_id, action=name, trigger=trigger, **spec)
         if fn is not None:
             check_arguments(fn, job.kwargs, f"job {job_id!r}")
+        self._hooks.check(job, self._allowed)
         payload = _json_payload(job)
         if on_failure is not None and not callable(on_failure):
             raise JobSpecError(f"on_failure {on_failure!r:.200} is not callable")
@@ -247,13 +251,20 @@ class Scheduler(Lifecycle):
         self._log_emit("job.added", job.id, {"spec": payload, "next": st.next})
         self._put(st, now)
         self._push(st)
+        if job.enabled and st.next is not None:
+            self._arm_retention(active=True)
 
     def _plan(self, st: JobState, job: Job, reset: bool) -> tuple[set[str], float | None, bool]:
         """What a checked change will do: (changed fields, the new next fire time, whether
         it must be computed later). A new trigger is asked for its first fire time here, so
         that one that fails is bad input, found before anything changes."""
         old, new = st.job.to_json(), job.to_json()
-        changed = {k for k in new if k not in ("trigger", "version") and old.get(k) != new[k]}
+        # (Keys of both: an option back at its default is left out of the JSON.)
+        changed = {
+            k
+            for k in old.keys() | new.keys()
+            if k not in ("trigger", "version") and old.get(k) != new.get(k)
+        }
         if not _same_trigger(old["trigger"], new["trigger"]):
             changed.add("trigger")
         if reset:
@@ -341,6 +352,7 @@ class Scheduler(Lifecycle):
         job = replace_job(st.job, fields)
         if fn is not None:
             check_arguments(fn, job.kwargs, f"job {job_id!r}")
+        self._hooks.check(job, self._allowed)
         _json_payload(job)
         wanted = job.enabled
         job = msgspec.structs.replace(job, enabled=st.job.enabled)
@@ -365,6 +377,7 @@ class Scheduler(Lifecycle):
             st.next, st.needs_first = nxt, later
             if job.enabled and nxt is not None:
                 self._set_next(st, nxt)
+                self._arm_retention(active=True)
         now = self._live()
         if now is None:
             self._unannounced.add(job.id)
@@ -389,21 +402,12 @@ class Scheduler(Lifecycle):
             self._persist.store.delete_job(job_id)
         if self._live() is not None:
             self._log_emit("job.removed", job_id, {})
+        self._idle_check()
         return st.job
 
     def get_job(self, job_id: str) -> Job:
         """A job's definition (`JobNotFoundError` if there is none)."""
         return self._get(job_id).job
-
-    def _get(self, job_id: object) -> JobState:
-        self._ensure_attached()
-        st = self._jobs.get(job_id) if isinstance(job_id, str) else None
-        if st is None:
-            raise JobNotFoundError(
-                f"no job with id {job_id!r:.200}; jobs: {sorted(self._jobs)[:20]}"
-                + (f" (quarantined: {sorted(self._quarantined)[:20]})" if self._quarantined else "")
-            )
-        return st
 
     def jobs(
         self, *, enabled: bool | None = None, tags: str | Collection[str] | None = None
@@ -433,19 +437,6 @@ class Scheduler(Lifecycle):
         self._ensure_attached()
         return len(self._jobs)
 
-    def next_run(self, job_id: str) -> datetime | None:
-        """A job's next fire time (None when paused, finished or not yet scheduled)."""
-        st = self._get(job_id)
-        return utc(st.next) if st.job.enabled else None
-
-    def running(self) -> dict[str, int]:
-        """Runs in progress, per job id (jobs with none are left out)."""
-        return {
-            job_id: n
-            for job_id, st in self._jobs.items()
-            if (n := sum(1 for v in st.inflight.values() if v[2] is not None))
-        }
-
     def pause_job(self, job_id: str) -> Job:
         """Pause a job: it starts nothing until resumed (fire times meanwhile are skipped)."""
         self._check_writable()
@@ -465,6 +456,7 @@ class Scheduler(Lifecycle):
         self._log_emit("job.paused", st.job.id, {"next": st.next})
         self._put(st, now)
         self._push(st)
+        self._idle_check()
 
     def resume_job(self, job_id: str) -> Job:
         """Resume a paused job; the fire times it slept through get one ``skipped`` record."""
@@ -488,6 +480,8 @@ class Scheduler(Lifecycle):
         self._log_emit("job.resumed", st.job.id, {"next": st.next})
         self._put(st, now)
         self._push(st)
+        if st.next is not None:
+            self._arm_retention(active=True)
         return st.job
 
     def run_job(self, job_id: str, **overrides: Any) -> float:
@@ -547,104 +541,6 @@ class Scheduler(Lifecycle):
         log = self._log
         assert log is not None
         log._emit(kind, subject, payload)
-
-    # -- records: waiting, alarms, history ------------------------------------------------------
-
-    async def wait_job(
-        self, job_id: str, statuses: Collection[str] = tuple(sorted(RUN_STATUSES))
-    ) -> ExecutionRecord:
-        """Wait for the job's next record with one of `statuses` (default: a finished run).
-
-        Reads the Log's records as they come (`Log.subscribe`); raises `EngineStateError` if
-        the Log closes (the engine stopped) first.
-        """
-        self._get(job_id)
-        wanted = [KIND_OF_STATUS[s] for s in sorted(check_statuses(statuses))]
-        async with self.log.subscribe(kinds=wanted, subjects=job_id) as feed:
-            async for event in feed:
-                return ExecutionRecord.from_event(event)
-        raise EngineStateError(
-            f"the engine stopped before job {job_id!r} recorded one of {sorted(statuses)}"
-        )
-
-    def on_failure(
-        self,
-        handler: AlarmHandler,
-        *,
-        job_id: str | None = None,
-        statuses: Collection[str] = ALARM_STATUSES,
-    ) -> AlarmHandler:
-        """Call `handler(job, record)` for records with `statuses` (default: failure, timeout,
-        interrupted, uncertain), of one job or of all. It may be async; it runs in a task of
-        its own, after the record is on the Log. If it raises, the error is recorded as
-        ``scheduler.alarm_failed`` and the scheduler carries on. Returns `handler`.
-        """
-        self._alarms.add(handler, job_id, statuses)
-        return handler
-
-    async def history(
-        self,
-        job_id: str | None = None,
-        *,
-        statuses: Collection[str] | None = None,
-        since: datetime | float | None = None,
-        until: datetime | float | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
-    ) -> list[ExecutionRecord]:
-        """Execution records from the Log (the durable store when there is one)."""
-        return await read_history(
-            self.log,
-            job_id,
-            statuses=statuses,
-            since=since,
-            until=until,
-            limit=limit,
-            newest_first=newest_first,
-        )
-
-    async def job_stats(self, job_id: str) -> JobStats:
-        """Totals, counts per status, durations, last run and next run of one job."""
-        self._get(job_id)
-        return job_stats(job_id, await self.history(job_id), self.next_run(job_id))
-
-    async def stats(self, *, upcoming: int = 10, tz: tzinfo = UTC) -> SchedulerStats:
-        """Figures for the whole scheduler; `today` starts at midnight in `tz`."""
-        soon = next_fire_times(self._jobs, upcoming)
-        since = midnight(self._clock.now(), tz)
-        today = today_by_status(await self.history(since=since))
-        by_tag: dict[str, int] = {}
-        enabled = 0
-        for st in self._jobs.values():
-            enabled += st.job.enabled
-            for tag in st.job.tags:
-                by_tag[tag] = by_tag.get(tag, 0) + 1
-        return SchedulerStats(
-            jobs=len(self._jobs),
-            enabled=enabled,
-            disabled=len(self._jobs) - enabled,
-            running=sum(self.running().values()),
-            today=today,
-            jobs_by_tag=by_tag,
-            upcoming=soon,
-            paused=self._paused,
-        )
-
-    async def purge_history(self, older_than: timedelta | float) -> int:
-        """Delete execution records older than `older_than` from the store (retention).
-
-        Returns how many events were deleted (0 without a SQLite store, where the Log's
-        ring already bounds memory).
-        """
-        seconds = older_than_seconds(older_than)
-        persist = self._persist
-        if persist is None:
-            return 0
-        before = self._clock.time() - seconds
-        await persist.store.flush()
-        count = await persist.store.purge(before, RECORD_KINDS | {"job.started", "job.queued"})
-        self._log_emit("scheduler.purged", "scheduler", {"before": before, "deleted": count})
-        return count
 
     def __repr__(self) -> str:
         store = self._persist.store if self._persist is not None else None

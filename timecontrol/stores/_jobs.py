@@ -53,6 +53,7 @@ from .._events import Event, event_from_row
 from .._exceptions import StoreError, StoreReadOnlyError, StoreVersionError, TimeControlError
 from ._sqlite import SQLiteLog, insert_rows
 from ._sqlite_file import read_with
+from ._totals import PurgeGroup, TotalsRow, purge_folding, read_totals
 
 __all__ = ["JOBS_SCHEMA_VERSION", "JobStore", "LoadedJobs", "StateRow", "StoredState"]
 
@@ -95,6 +96,8 @@ class LoadedJobs(msgspec.Struct):
         ignored: events after the watermark that could not be read (skipped).
         horizon: ``(asked, until)`` of the last run's start horizon if it did not stop
             cleanly, else None.
+        retention_at: wall time of the last automatic retention clean-up (if there was none:
+            of the oldest event), or None for a file without events.
     """
 
     specs: dict[str, str]
@@ -104,6 +107,7 @@ class LoadedJobs(msgspec.Struct):
     replay: list[Event]
     ignored: int = 0
     horizon: tuple[float, float] | None = None
+    retention_at: float | None = None
 
 
 class JobStore:
@@ -181,7 +185,13 @@ class JobStore:
         specs, state, bad = _read_jobs(conn)
         replay, ignored = _read_events(conn, watermark, record_kinds)
         horizon = _horizon(meta.get("horizon"))
-        return LoadedJobs(specs, state, bad, watermark, replay, ignored, horizon)
+        retention_at = _float(meta.get("retention_at"))
+        if retention_at is None:
+            # Never cleaned: count from the oldest event (a new file waits a day, an old one
+            # is cleaned at once). By seq, the primary key: no scan.
+            first = conn.execute("SELECT wall FROM events ORDER BY seq LIMIT 1").fetchone()
+            retention_at = _float(first[0]) if first is not None else None
+        return LoadedJobs(specs, state, bad, watermark, replay, ignored, horizon, retention_at)
 
     # -- write-behind -------------------------------------------------------------------------
 
@@ -279,6 +289,47 @@ class JobStore:
         count: int = await self.sink.call(delete)
         return count
 
+    async def purge_folding(
+        self,
+        groups: Collection[PurgeGroup],
+        status_of_kind: dict[str, str],
+        also: Collection[str],
+        retention_at: float | None = None,
+    ) -> int:
+        """Delete old execution records by `groups`, folding them into the lifetime totals
+        first, in one transaction (see `_totals.py`); `retention_at`: the wall time of an
+        automatic clean-up, kept in the meta table. Returns how many events were deleted."""
+
+        def purge(conn: sqlite3.Connection) -> int:
+            count = purge_folding(conn, groups, status_of_kind, also)
+            if retention_at is not None:
+                _put_meta(conn, "retention_at", repr(retention_at))
+            return count
+
+        deleted: int = await self.sink.call(purge)
+        return deleted
+
+    async def totals(self, job_id: str) -> list[TotalsRow]:
+        """The lifetime totals of a job's purged records (read on the writer thread, so never
+        halfway through a purge)."""
+        rows: list[TotalsRow] = await self.sink.call(lambda conn: read_totals(conn, job_id))
+        return rows
+
+    async def event(self, seq: int, kinds: Collection[str]) -> Event | None:
+        """The event numbered `seq` if it is of one of `kinds` (after a `flush`)."""
+        kind_list = sorted(kinds)
+
+        def read(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(
+                "SELECT seq, mono, wall, kind, subject, payload FROM events WHERE seq = ? "
+                f"AND kind IN ({', '.join('?' * len(kind_list))})",
+                (seq, *kind_list),
+            ).fetchone()
+            return row
+
+        row = await self.sink.call(read)
+        return None if row is None else event_from_row(*row)
+
     async def set_horizon(self, asked: float, until: float) -> None:
         """Commit the start horizon: runs may start for fire times up to `until` (asked at
         wall time `asked`). Returns once it is on disk, after every event queued before."""
@@ -370,6 +421,15 @@ def _horizon(text: object) -> tuple[float, float] | None:
         return float(value[0]), float(value[1])
     # Damaged: nothing says which starts were durable, so assume any may not have been.
     return (-math.inf, math.inf)
+
+
+def _float(text: object) -> float | None:
+    """A meta value as a finite float (None when missing or unreadable)."""
+    try:
+        value = float(str(text)) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _int(text: object) -> int:
