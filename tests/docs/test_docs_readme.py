@@ -102,3 +102,37 @@ def test_restart_example_keeps_an_operators_pause(
     VirtualClock("2026-03-30T08:00+02:00").run(first_run)
     statuses = VirtualClock("2026-03-30T09:00+02:00").run(second_run)
     assert statuses.count("success") == 2  # nothing ran while paused
+
+
+def test_sequence_snippet_runs() -> None:
+    # The README's sequence snippet, as written, inside a running engine on virtual time.
+    block = _block("seq = engine.sequence(")
+    body = "".join(f"    {line}\n" for line in block.splitlines())
+    namespace: dict[str, Any] = {"tc": tc}
+    source = f"async def snippet(engine):\n{body}    return seq\n"
+    exec(compile(source, "README.md", "exec"), namespace)
+    drawn: list[float] = []
+
+    async def main() -> None:
+        engine = tc.Engine()
+
+        @engine.action
+        async def draw(volume_ul: float) -> float:
+            drawn.append(volume_ul)
+            return volume_ul
+
+        @engine.action
+        async def analyse() -> str:
+            return "ok"
+
+        async with engine:
+            seq = await namespace["snippet"](engine)
+            assert seq.state == "finished"
+            points = seq.points()
+            # 15 planned points and the manual one, each with both actions done.
+            assert len(points) == 16
+            assert sum(1 for p in points if p.manual) == 1
+            assert all(p.status == "succeeded" for p in points)
+
+    VirtualClock("2026-03-30T08:00+02:00").run(main)
+    assert drawn == [20] * 16
