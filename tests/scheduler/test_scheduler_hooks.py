@@ -350,3 +350,50 @@ def _engine_on(path: Path, calls: list[Any]) -> tc.Engine:
     for name in ("high_res", "arm", "disarm"):
         engine.scheduler.hook(hook, name=name)
     return engine
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_alarm_false_keeps_a_job_from_the_scheduler_wide_handlers(backend: str) -> None:
+    # The lab guide's on_failure_alarm: a job with alarm=False fails quietly for handlers
+    # registered for every job, but not for one registered for it by id. The flag is stored.
+
+    async def main() -> None:
+        calls: list[Any] = []
+        wide: list[str] = []
+        own: list[str] = []
+        engine = _engine(calls, fail={"measure"})
+        t0 = engine.clock.time()
+        engine.add_job("measure", Every(60.0, t0), id="quiet", alarm=False)
+        engine.add_job("measure", Every(60.0, t0), id="loud")
+
+        async def everyone(job: Job, record: ExecutionRecord) -> None:
+            wide.append(job.id)
+
+        async def mine(job: Job, record: ExecutionRecord) -> None:
+            own.append(job.id)
+
+        engine.scheduler.on_failure(everyone)
+        engine.scheduler.on_failure(mine, job_id="quiet")
+        async with engine:
+            await engine.wait_job("quiet")
+            await engine.wait_job("loud")
+            await anyio.sleep(1)  # the alarm task reads the records (virtual time)
+        # Both jobs failed (each wait returned a failure); only "loud" reached everyone.
+        assert set(wide) == {"loud"}
+        assert set(own) == {"quiet"}
+        assert engine.get_job("quiet").alarm is False
+        assert engine.get_job("loud").alarm is True
+        assert engine.get_job("quiet").to_json()["version"] == 2
+        assert "alarm" not in engine.get_job("loud").to_json()
+        assert engine.get_job("loud").to_json()["version"] == 1
+
+    VirtualClock(START).run(main, backend=backend)
+
+
+def test_alarm_must_be_a_bool() -> None:
+    engine = _engine([])
+    before = engine.log.last_seq
+    with pytest.raises(JobSpecError, match="alarm"):
+        engine.add_job("measure", Every(60.0, 0.0), id="m", alarm="yes")
+    assert engine.jobs() == []
+    assert engine.log.last_seq == before

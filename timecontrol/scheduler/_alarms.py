@@ -119,7 +119,7 @@ class Alarms:
         status = STATUS_OF_KIND[event.kind]
         job_id = event.subject
         matching = [
-            h
+            (h, only)
             for h, only, statuses in self.handlers
             if status in statuses and (only is None or only == job_id)
         ]
@@ -128,8 +128,12 @@ class Alarms:
         job = self._job_of(job_id) or self._removed.get(job_id)
         if job is None:
             return
+        # A job with alarm=False reaches only the handlers registered for it by id.
+        handlers = [h for h, only in matching if job.alarm or only is not None]
+        if not handlers:
+            return
         record = ExecutionRecord.from_event(event)
-        for handler in matching:
+        for handler in handlers:
             try:
                 outcome = handler(job, record)
                 if outcome is not None:

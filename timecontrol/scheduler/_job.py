@@ -57,11 +57,19 @@ __all__ = [
 ]
 
 #: Version of the job JSON shape; a newer one is refused when loading. A job that uses none
-#: of the version-2 options (profile, before, after, retention) is still written as version
+#: of the version-2 options (profile, before, after, retention, alarm) is still written as version
 #: 1, so that an older timecontrol reads it; one that uses them says 2 (an older one cannot
 #: read it and quarantines that job; this one refuses versions above 2 with "upgrade").
 JOB_SPEC_VERSION: Final = 2
-_V2_FIELDS: Final = ("profile", "before", "after", "retention")
+# Each version-2 option with its default: a job leaving it at the default is written as
+# version 1, so that an older timecontrol can still read the file.
+_V2_DEFAULTS: Final[dict[str, Any]] = {
+    "profile": None,
+    "before": (),
+    "after": (),
+    "retention": None,
+    "alarm": True,
+}
 
 #: What happens when a fire time comes while the previous run is still going.
 Conflict = Literal["skip", "queue", "concurrent"]
@@ -120,6 +128,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             action not called) and after it (``after_failed`` when the action succeeded).
         retention: seconds this job's execution records are kept (default: the
             scheduler's, 30 days); older ones are deleted daily, its totals kept.
+        alarm: False keeps this job's failures from the scheduler-wide failure handlers
+            (``on_failure(handler)`` without a job id); handlers registered for this job
+            by id still get them. The lab guide's ``on_failure_alarm``.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -144,6 +155,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     before: tuple[HookRef, ...] = ()
     after: tuple[HookRef, ...] = ()
     retention: _Positive | None = None
+    alarm: bool = True
 
     @property
     def start_at(self) -> datetime | None:
@@ -164,13 +176,13 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
                 value = value.to_json()
             elif field == "tags":
                 value = list(value)
-            elif field in _V2_FIELDS:
-                if not value:
+            elif field in _V2_DEFAULTS:
+                if value == _V2_DEFAULTS[field]:
                     continue  # (unused: the definition stays readable by version 1)
                 out["version"] = 2
                 if field == "profile":
                     value = value.to_json()
-                elif field != "retention":
+                elif field in ("before", "after"):
                     value = [ref.to_json() for ref in value]
             out[field] = value
         return out
@@ -212,6 +224,7 @@ class JobSpec(TypedDict, total=False):
     before: Iterable[HookLike] | None
     after: Iterable[HookLike] | None
     retention: timedelta | float | None
+    alarm: bool
 
 
 class JobChanges(JobSpec, total=False):
