@@ -12,7 +12,8 @@ beside it, on the queue's second run engine (the furnace and the detector are ea
 item at a time); the queue stops by itself before 17:00 if the next item would end after it
 (its ETA is learned from the Log). Everything is in ``day.sqlite``: run the script
 again and the next morning starts where this day stopped, with what it learned about how
-long each item takes.
+long each item takes (and when the degas gives its signal, so the ETA counts the overlap),
+and with its conditional, which the store keeps like the items.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ DB = Path("day.sqlite")
 
 
 def build(engine: tc.Engine) -> Queue:
-    """The queue with its plans, checks and conditionals (registered in code, by name)."""
+    """The queue with its plans and checks (code: registered at every start, by name) and its
+    conditional (stored with the queue: on the next morning it is back from the store, and
+    adding the same definition again changes nothing)."""
     queue = engine.queue
     rng = random.Random(7)
     detector = SimDetector("abs", lambda: round(rng.uniform(100, 1000)), exposure=30.0)

@@ -206,7 +206,8 @@ async def test_bad_conditionals_are_refused() -> None:
         before = engine.log.last_seq
         for args, kwargs, match in (
             (("det > 1", "explode"), {}, "action must be one of"),
-            (("det > 1", "pause"), {"name": "x"}, "exists already"),
+            (("det > 2", "pause"), {"name": "x"}, "exists already with another definition"),
+            (("det > 1", "pause"), {"name": "x", "replace": 1}, "replace must be True or"),
             (("det > 1", "pause"), {"start": 0}, "start must be an int >= 1"),
             (("det > 1", "pause"), {"ntrips": 1.5}, "ntrips"),
             (("det > 1", "pause"), {"plans": [3]}, "plans must be"),
@@ -218,6 +219,10 @@ async def test_bad_conditionals_are_refused() -> None:
             q.remove_conditional("y")
         assert engine.log.last_seq == before
         assert [c.name for c in q.conditionals()] == ["x"]
+        # The same definition again (a script adding its conditionals at every start):
+        # nothing changes, nothing is recorded.
+        assert q.add_conditional("det > 1", "pause", name="x") is q.conditionals()[0]
+        assert engine.log.last_seq == before
 
 
 @vt

@@ -1,10 +1,16 @@
 """Conditionals: expressions over an item's run documents that act on the queue.
 
 ``queue.add_conditional("det > 5000 and seq_num >= 3", "truncate", start=2, frequency=1,
-ntrips=2)`` watches the event documents of every item (or of some plans, item types or
-queues): from the `start`-th event on, every `frequency`-th event, the expression is
-evaluated on the event's data; when it has held `ntrips` times, the action is taken once for
-that item and recorded (``queue.conditional_fired``).
+ntrips=2)`` watches the event documents of every running item (or of some plans, item types
+or queues), each item on its own documents with its own counters (`ItemWatch`: the item in
+front and an overlapping one): from the `start`-th event on, every `frequency`-th event, the
+expression is evaluated on the event's data; when it has held `ntrips` times, the action is
+taken once for that item and recorded (``queue.conditional_fired``).
+
+Definitions are data: recorded as ``queue.conditional`` events and folded into the queue's
+model, from which `Conditionals.sync` compiles them, so they come back after a restart.
+Trip counters are per item run and are not kept (an interrupted item runs again from its
+start, and its documents are counted afresh).
 
 Expressions are parsed with Python's own parser (`ast`, ``mode="eval"``) and evaluated by a
 small interpreter of an allow-list of node types: names (the event's data keys, plus
@@ -25,8 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._errors import QueueArgumentError
+from ._items import ItemRecord
 
-__all__ = ["ACTIONS", "Conditional", "Conditionals", "Expression"]
+__all__ = ["ACTIONS", "Conditional", "Conditionals", "Expression", "ItemWatch"]
 
 #: What a conditional may do when it fires.
 ACTIONS: Final = ("truncate", "abort", "cancel", "pause", "skip_next", "repeat", "insert")
@@ -232,25 +239,45 @@ def _names(value: object, what: str) -> frozenset[str]:
     return frozenset(value)
 
 
+class ItemWatch:
+    """What the queue follows of one running item's run documents: its events (progress),
+    its start, and the trips of the conditionals watching it. Each running item has its own
+    (the one in front and the overlapping one), so that counters and windows never mix."""
+
+    __slots__ = ("expected", "fired", "item", "progress", "t0", "trips")
+
+    def __init__(self, item: ItemRecord, t0: float) -> None:
+        self.item = item
+        self.t0 = t0  # its start, on the monotonic clock
+        self.progress: dict[str, int] = {}  # max seq_num per descriptor
+        self.expected: int | None = None  # events its runs announced (num_points)
+        self.trips: dict[str, int] = {}  # per conditional: times it held in this item
+        self.fired: set[str] = set()  # conditionals that acted on this item
+
+    @property
+    def events(self) -> int:
+        """Event documents seen so far (a replayed one counts once)."""
+        return sum(self.progress.values())
+
+
 class Conditionals:
-    """The conditionals of one queue, and their trips in the running item."""
+    """The queue's conditionals, compiled from their definitions in the model (the fold of
+    their ``queue.conditional`` events: they survive a restart like the items)."""
 
     def __init__(self) -> None:
         self._all: dict[str, Conditional] = {}
-        self._trips: dict[str, int] = {}
-        self._fired: set[str] = set()
+        #: Stored definitions that do not compile (a store written by another version).
+        self.ignored: dict[str, str] = {}
 
-    def add(self, condition: str, action: str, options: dict[str, Any]) -> Conditional:
-        """Check and register a conditional (see `Queue.add_conditional`)."""
+    def build(self, condition: str, action: str, options: Mapping[str, Any]) -> Conditional:
+        """Check a conditional's definition; the `Conditional` (not registered)."""
         expression = Expression(condition)
         if action not in ACTIONS:
             raise QueueArgumentError(f"action must be one of {list(ACTIONS)}, got {action!r}")
         name = options.get("name") or f"{action}: {condition}"
-        if not isinstance(name, str) or name in self._all:
-            raise QueueArgumentError(
-                f"a conditional named {name!r} exists already (or is not a str)"
-            )
-        cond = Conditional(
+        if not isinstance(name, str):
+            raise QueueArgumentError(f"a conditional's name must be a str, got {name!r}")
+        return Conditional(
             name=name, condition=condition, action=action,
             start=_count(options.get("start", 1), "start"),
             frequency=_count(options.get("frequency", 1), "frequency"),
@@ -262,39 +289,46 @@ class Conditionals:
             kwargs=dict(options.get("kwargs") or {}),
             expression=expression,
         )  # fmt: skip
-        self._all[name] = cond
-        return cond
 
-    def remove(self, name: str) -> Conditional:
-        """Unregister a conditional by name."""
-        cond = self._all.pop(name, None)
-        if cond is None:
-            raise QueueArgumentError(f"no conditional named {name!r}; have {sorted(self._all)}")
-        return cond
+    def sync(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Make the compiled set match `specs` (name -> definition, as recorded)."""
+        compiled: dict[str, Conditional] = {}
+        ignored: dict[str, str] = {}
+        for name, spec in specs.items():
+            cond = self._all.get(name)
+            if cond is not None and cond.spec() == spec:
+                compiled[name] = cond
+                continue
+            try:
+                compiled[name] = self.build(
+                    str(spec.get("condition")), str(spec.get("action")), {**spec, "name": name}
+                )
+            except QueueArgumentError as exc:
+                ignored[name] = str(exc)
+        self._all, self.ignored = compiled, ignored
+
+    def get(self, name: str) -> Conditional | None:
+        """The conditional named `name`, if any."""
+        return self._all.get(name)
 
     def all(self) -> list[Conditional]:
-        """The registered conditionals."""
+        """The conditionals, in the order they were added."""
         return list(self._all.values())
 
-    def new_item(self) -> None:
-        """Trips count per item: forget the previous item's."""
-        self._trips.clear()
-        self._fired.clear()
-
-    def check(
-        self, plan: str, item_type: str | None, queue: str, seq: int, names: Mapping[str, Any]
-    ) -> list[Conditional]:
-        """The conditionals that fire at this event (each at most once per item)."""
+    def check(self, watch: ItemWatch, seq: int, names: Mapping[str, Any]) -> list[Conditional]:
+        """The conditionals that fire at this event of `watch`'s item (each at most once per
+        item run; trips are counted per item)."""
+        item = watch.item
         fired = []
         for cond in self._all.values():
-            if cond.name in self._fired or not cond.watches(plan, item_type, queue):
+            if cond.name in watch.fired or not cond.watches(item.plan, item.item_type, item.queue):
                 continue
             if seq < cond.start or (seq - cond.start) % cond.frequency:
                 continue
             assert cond.expression is not None
             if cond.expression(names):
-                trips = self._trips[cond.name] = self._trips.get(cond.name, 0) + 1
+                trips = watch.trips[cond.name] = watch.trips.get(cond.name, 0) + 1
                 if trips >= cond.ntrips:
-                    self._fired.add(cond.name)
+                    watch.fired.add(cond.name)
                     fired.append(cond)
         return fired

@@ -268,16 +268,19 @@ class Control(Overlap):
 
     # -- conditionals ----------------------------------------------------------------------------
 
-    def _fire(self, cond: Conditional, item: ItemRecord, seq: int) -> None:
-        """Take a conditional's action. Called from a run-engine document subscriber, inside
-        the plan's own message loop: nothing here awaits, and ending the plan is left to a
-        task of its own (ending it from its own loop would wait for itself)."""
+    def _fire(self, cond: Conditional, item: ItemRecord, seq: int, side: bool) -> None:
+        """Take a conditional's action on `item`, whose documents tripped it (the item in
+        front, or with `side` the overlapping one, on the second run engine). Called from a
+        run-engine document subscriber, inside the plan's own message loop: nothing here
+        awaits, and ending the plan is left to a task of its own (ending it from its own
+        loop would wait for itself)."""
+        engine = self._side_re if side and self._side_re is not None else self._run_engine
         self._record("queue.conditional_fired", item.uid,
                      {"name": cond.name, "condition": cond.condition, "action": cond.action,
-                      "seq_num": seq})  # fmt: skip
+                      "seq_num": seq, "run_engine": engine.name})  # fmt: skip
         why = f"conditional {cond.name!r}"
         if cond.action == "pause":
-            self._run_engine.request_pause()
+            engine.request_pause()
         elif cond.action == "cancel":
             self._request_stop(f"cancelled by {why}")
         elif cond.action == "skip_next":
@@ -290,9 +293,9 @@ class Control(Overlap):
             self._insert(cond, item, why)
         elif cond.action == "abort":
             self._request_stop(f"aborted by {why}")
-            self._soon(self._run_engine.abort, why)
+            self._soon(engine.abort, why)
         else:  # truncate
-            self._soon(self._run_engine.stop)
+            self._soon(engine.stop)
 
     def _repeat(self, item: ItemRecord, why: str) -> None:
         """Insert a pending copy of `item` (a new uid) right after it."""

@@ -16,7 +16,7 @@ import anyio
 
 from .._events import Event
 from ._checks import Checks
-from ._conditions import Conditional, Conditionals
+from ._conditions import Conditional, Conditionals, ItemWatch
 from ._delays import Delay
 from ._errors import ItemNotFoundError, QueueArgumentError, QueueStateError
 from ._eta import Durations
@@ -68,8 +68,10 @@ class QueueCore:
         self._paused_plan: str | None = None  # a paused plan of ours that the executor awaits
         self._foreign_end: dict[str, Any] | None = None  # its plan.finished, if it ended
         self._resume_wanted: list[Any] = []  # pending resume requests (see `_control`)
-        self._progress: dict[str, int] = {}  # max seq_num per descriptor of the current item
-        self._expected: int | None = None  # events the current item's runs announced
+        # What each running item's documents told so far (progress, conditionals' trips):
+        # the item in front (on the engine's run engine) and the overlapping one.
+        self._front_watch: ItemWatch | None = None
+        self._side_watch: ItemWatch | None = None
         # -- overlapping runs (see `._overlap`) --
         self._side_re: RunEngine | None = None  # the second run engine, built when first used
         self._side: ItemRecord | None = None  # the item overlapping the current one, if any
@@ -81,7 +83,7 @@ class QueueCore:
         self._overlap_scope: anyio.CancelScope | None = None  # a wait for a signal
         self._signalled: dict[str, anyio.Event] = {}  # per watched item: its overlap signal
         self._signals_seen: set[tuple[str, int, str]] = set()  # (uid, attempt, name)
-        run_engine.subscribe(self._on_document)
+        run_engine.subscribe(self._document_handler(side=False))
         run_engine.register_command("queue_signal", self._signal_command(run_engine))
 
     # -- host access ---------------------------------------------------------------------------
@@ -100,6 +102,8 @@ class QueueCore:
         event = self._host.log._emit(kind, subject, payload)
         self._model.apply(event)
         self._durations.feed(event)
+        if kind == "queue.conditional":
+            self._conditionals.sync(self._model.conditionals)
         return event
 
     def _ensure_ready(self) -> None:
@@ -126,6 +130,7 @@ class QueueCore:
             model.apply(event)
             durations.feed(event)
         self._model, self._durations = model, durations
+        self._conditionals.sync(model.conditionals)
         self._restored = True
 
     # -- waking the executor -------------------------------------------------------------------
@@ -190,39 +195,51 @@ class QueueCore:
             raise QueueArgumentError(f"{what} must be True or False, got {value!r}")
         return value
 
-    # -- progress from run documents -----------------------------------------------------------
+    # -- progress and conditionals from run documents -----------------------------------------
 
-    def _on_document(self, name: str, doc: dict[str, Any]) -> None:
-        """Run-engine subscriber: counts the current item's events (never raises)."""
-        current = self._current
-        if current is None:
-            return
-        if name == "start" and doc.get("queue_item") == current.uid:
+    def _document_handler(self, *, side: bool) -> Callable[[str, dict[str, Any]], None]:
+        """The run-document subscriber of one run engine: the engine's own (the item in
+        front) or the second one (`side`: the overlapping item). Documents are routed by the
+        run engine that produced them, so each item's are counted and watched on their own."""
+
+        def handler(name: str, doc: dict[str, Any]) -> None:
+            watch = self._side_watch if side else self._front_watch
+            if watch is not None:
+                self._on_document(watch, side, name, doc)
+
+        return handler
+
+    def _on_document(self, watch: ItemWatch, side: bool, name: str, doc: dict[str, Any]) -> None:
+        """Count a running item's events and evaluate the conditionals (never raises)."""
+        if name == "start" and doc.get("queue_item") == watch.item.uid:
             points = doc.get("num_points")
             if isinstance(points, int) and not isinstance(points, bool):
-                self._expected = (self._expected or 0) + points
+                watch.expected = (watch.expected or 0) + points
         elif name == "event":
             key = str(doc.get("descriptor", ""))
             seq = doc.get("seq_num")
-            if not isinstance(seq, int) or seq <= self._progress.get(key, 0):
+            if not isinstance(seq, int) or seq <= watch.progress.get(key, 0):
                 return  # a replayed event (after a pause) was seen already
-            self._progress[key] = seq
+            watch.progress[key] = seq
             if self._conditionals.all():
-                self._check_conditionals(current, seq, doc)
+                self._check_conditionals(watch, side, seq, doc)
 
-    def _check_conditionals(self, item: ItemRecord, seq: int, doc: dict[str, Any]) -> None:
+    def _check_conditionals(
+        self, watch: ItemWatch, side: bool, seq: int, doc: dict[str, Any]
+    ) -> None:
         data = doc.get("data")
         data = dict(data) if isinstance(data, dict) else {}
         names = {
             **data,
             "data": data,
             "seq_num": seq,
-            "events": sum(self._progress.values()),
-            "elapsed": self._clock.monotonic() - self._current_t0,
+            "events": watch.events,
+            "elapsed": self._clock.monotonic() - watch.t0,
         }
-        for cond in self._conditionals.check(item.plan, item.item_type, item.queue, seq, names):
-            self._fire(cond, item, seq)
+        for cond in self._conditionals.check(watch, seq, names):
+            self._fire(cond, watch.item, seq, side)
 
-    def _fire(self, cond: Conditional, item: ItemRecord, seq: int) -> None:
-        """Take a conditional's action (defined by the verbs' layer, `._control`)."""
+    def _fire(self, cond: Conditional, item: ItemRecord, seq: int, side: bool) -> None:
+        """Take a conditional's action on `item`, whose documents tripped it (on the second
+        run engine if `side`); defined by the verbs' layer, `._control`."""
         raise NotImplementedError

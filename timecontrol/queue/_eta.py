@@ -5,6 +5,10 @@ what the queue knows about how long things take is read from the Log alone: at a
 from the store, and live from the events the queue writes. An item's estimate is the median
 of the recent successful runs of the same plan with the same kwargs; failing that, of the same
 plan; failing that, of the same item type; failing that, unknown.
+
+Signals are learned the same way: each ``queue.signal`` event carries the item's plan, kwargs
+and type and its ``offset`` (seconds from the item's start), so the ETA and the dry run know
+when an overlapping item is expected to let the next one start (`Durations.signal_offset`).
 """
 
 from __future__ import annotations
@@ -41,32 +45,61 @@ class Durations:
         self._exact: dict[str, deque[float]] = {}
         self._plan: dict[str, deque[float]] = {}
         self._type: dict[str, deque[float]] = {}
+        self._signals: dict[str, deque[float]] = {}  # "name\0" + one of the keys above
 
     def feed(self, event: Event) -> None:
-        """Learn from one ``queue.item_finished`` event (others are ignored)."""
+        """Learn from one ``queue.item_finished`` or ``queue.signal`` event (others are
+        ignored)."""
         p = event.payload
+        if event.kind == "queue.signal":
+            self._feed_signal(p)
+            return
         if event.kind != "queue.item_finished" or p.get("status") != "succeeded":
             return
         duration = p.get("duration")
         plan = p.get("plan")
         if not isinstance(duration, int | float) or not isinstance(plan, str):
             return
-        _push(self._exact, kwargs_key(plan, p.get("kwargs") or {}), float(duration))
-        _push(self._plan, plan, float(duration))
+        for table, key in zip((self._exact, self._plan, self._type),
+                              _keys(plan, p.get("kwargs") or {}, p.get("item_type")),
+                              strict=True):  # fmt: skip
+            if key is not None:
+                _push(table, key, float(duration))
+
+    def _feed_signal(self, p: dict[str, Any]) -> None:
+        offset, plan, name = p.get("offset"), p.get("plan"), p.get("name")
+        if not isinstance(offset, int | float) or not isinstance(plan, str):
+            return  # (a signal given outside an item, or recorded by an older version)
         item_type = p.get("item_type")
-        if isinstance(item_type, str):
-            _push(self._type, item_type, float(duration))
+        for key in _keys(plan, p.get("kwargs") or {}, item_type):
+            if key is not None:
+                _push(self._signals, f"{name}\0{key}", float(offset))
 
     def estimate(self, plan: str, kwargs: dict[str, Any], item_type: str | None) -> float | None:
         """Seconds an item of this plan, kwargs and type is expected to take (None: unknown)."""
-        for table, key in (
-            (self._exact, kwargs_key(plan, kwargs)),
-            (self._plan, plan),
-            (self._type, item_type),
-        ):
+        for table, key in zip((self._exact, self._plan, self._type),
+                              _keys(plan, kwargs, item_type), strict=True):  # fmt: skip
             if key is not None and table.get(key):
                 return statistics.median(table[key])
         return None
+
+    def signal_offset(
+        self, name: str, plan: str, kwargs: dict[str, Any], item_type: str | None
+    ) -> float | None:
+        """Seconds from such an item's start to its signal `name` (median of recent ones, by
+        plan and kwargs, else plan, else item type; None: unknown)."""
+        for key in _keys(plan, kwargs, item_type):
+            values = None if key is None else self._signals.get(f"{name}\0{key}")
+            if values:
+                return statistics.median(values)
+        return None
+
+
+def _keys(plan: str, kwargs: Any, item_type: object) -> tuple[str, str, str | None]:
+    """The three keys an item is learned under: plan and kwargs, plan, item type. The type
+    key is marked so that it never equals a plan's name."""
+    kind = f"type:{item_type}" if isinstance(item_type, str) else None
+    return kwargs_key(plan, kwargs), plan, kind
 
 
 def _push(table: dict[str, deque[float]], key: str, value: float) -> None:

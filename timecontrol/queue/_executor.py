@@ -28,6 +28,7 @@ from .._exceptions import EngineStateError
 from ..plans import RunEngine, RunResult, RunState
 from ..plans._errors import PauseHeldError
 from ._checks import CheckContext, CheckLevel, with_step_checks
+from ._conditions import ItemWatch
 from ._delays import Delay
 from ._edits import Edits
 from ._items import ItemRecord, ItemStatus
@@ -346,9 +347,8 @@ class Executor(Edits):
         """Start `item` now, run its plan to its end (through pauses); its final status."""
         self._activity = "item"
         self._current, self._plan_uid = item, ""
-        self._progress, self._expected = {}, None
-        self._conditionals.new_item()
         self._current_t0 = self._clock.monotonic()
+        self._front_watch = ItemWatch(item, self._current_t0)
         self._record("queue.item_started", item.uid,
                      {"plan": item.plan, "kwargs": item.kwargs, "attempt": item.attempts + 1,
                       "queue": item.queue, "item_type": item.item_type})  # fmt: skip
@@ -364,7 +364,7 @@ class Executor(Edits):
                 ended = Ended("abort", "cancelled", self._plan_uid, ())
             status = ended.status()
             self._finish_item(item, status, ended, self._current_t0)
-            self._current = None
+            self._current, self._front_watch = None, None
         if item.on_interrupt == "skip":
             # Its end durable too, before the next item starts: a crash now would record it
             # interrupted although it ran to its end.

@@ -37,6 +37,10 @@ _STATE: Final = (
     ("queue.stopped", "the queue stopped executing; payload: reason"),
     ("queue.settings", "queue-wide settings changed; payload: the settings changed"),
     ("queue.schedule", "a scheduled start or stop was set; payload: start_at, stop_at, ..."),
+    (
+        "queue.conditional",
+        "a conditional was added or replaced (payload: its definition) or removed (removed)",
+    ),
 )
 
 #: Events that say what the queue is doing; read by `state()`, ETA and statistics.
@@ -52,7 +56,6 @@ _ACTIVITY: Final = (
     ("queue.prompt_answered", "a question was answered; payload: choice, source"),
     ("queue.intervention", "an operator intervened; payload: action, reason, item"),
     ("queue.restored", "the queue was read back from its store; payload: what it found"),
-    ("queue.conditional", "a conditional was added or removed; payload: spec or removed"),
     ("queue.conditional_fired", "a conditional's condition held; payload: action, value"),
     ("queue.signal", "an item gave a named signal (overlapping runs); payload: name, source"),
     (

@@ -57,6 +57,9 @@ class QueueModel:
         self.executing = False
         self.settings: dict[str, Any] = {}
         self.schedule: dict[str, Any] = {}
+        #: The conditionals' definitions by name, in the order they were added (compiled
+        #: by `Conditionals.sync`): recorded like the items, so a restart brings them back.
+        self.conditionals: dict[str, dict[str, Any]] = {}
         self.last_seq = 0
         self._handlers: dict[str, Callable[[Event], None]] = {
             "queue.queue_added": self._queue_added,
@@ -77,6 +80,7 @@ class QueueModel:
             "queue.stopped": self._stopped,
             "queue.settings": self._settings,
             "queue.schedule": self._schedule,
+            "queue.conditional": self._conditional,
         }
 
     @property
@@ -277,6 +281,13 @@ class QueueModel:
 
     def _schedule(self, event: Event) -> None:
         self.schedule.update(event.payload)
+
+    def _conditional(self, event: Event) -> None:
+        if event.payload.get("removed"):
+            self.conditionals.pop(event.subject, None)
+        elif isinstance(event.payload.get("condition"), str):
+            self.conditionals.pop(event.subject, None)  # (replaced: it moves to the end)
+            self.conditionals[event.subject] = dict(event.payload)
 
 
 def _clamp(index: object, length: int) -> int:

@@ -23,8 +23,9 @@ Rules, each one so that an overlap is never a surprise:
   delay) cancels it too.
 * Pause, resume, cancel, abort, truncate and panic reach both items: ``engine.panic()`` (and a
   panic of either run engine, seen in the Log) panics both, ``all_is_well`` lifts both.
-* The overlapping item's documents are not watched by conditionals and give no progress
-  (they belong to the item in front: the first one).
+* Each item's run documents are its own: the second run engine's documents give the
+  overlapping item's progress and are watched by the conditionals on its behalf (its own
+  trip counters), and an action (truncate, abort, pause, repeat, insert) applies to it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import anyio.lowlevel
 
 from .._exceptions import EngineStateError
 from ..plans import Msg, RunEngine, RunResult, RunState
+from ._conditions import ItemWatch
 from ._delays import Delay
 from ._errors import QueueArgumentError, QueueStateError
 from ._executor import Ended, Executor
@@ -74,6 +76,7 @@ class Overlap(Executor):
             host: Any = self._run_engine.host
             side = RunEngine(host, name=SIDE_ENGINE, handle_sigint=False)
             side.register_command("queue_signal", self._signal_command(side))
+            side.subscribe(self._document_handler(side=True))
             self._side_re = side
         return side
 
@@ -132,7 +135,13 @@ class Overlap(Executor):
         if key in self._signals_seen:
             return  # a replayed message (after a pause): signalled already
         self._signals_seen.add(key)
-        self._record("queue.signal", uid, {"name": name, "source": source})
+        learn: dict[str, Any] = {}
+        watch = next((w for w in (self._front_watch, self._side_watch)
+                      if w is not None and w.item is item), None)  # fmt: skip
+        if item is not None and watch is not None:  # what the ETA learns (`Durations`)
+            learn = {"offset": self._clock.monotonic() - watch.t0, "plan": item.plan,
+                     "kwargs": item.kwargs, "item_type": item.item_type}  # fmt: skip
+        self._record("queue.signal", uid, {"name": name, "source": source, **learn})
         if item is not None and item.overlap == name:
             waiting = self._signalled.get(item.uid)
             if waiting is not None:
@@ -240,6 +249,7 @@ class Overlap(Executor):
         """Record the overlapping item's start (right after it was chosen)."""
         side = self._side_engine()
         self._side, self._side_t0 = item, self._clock.monotonic()
+        self._side_watch = ItemWatch(item, self._side_t0)
         self._side_paused = self._side_resume = False
         self._record("queue.item_started", item.uid,
                      {"plan": item.plan, "kwargs": item.kwargs, "attempt": item.attempts + 1,
@@ -260,6 +270,7 @@ class Overlap(Executor):
             status = ended.status()
             self._finish_item(item, status, ended, self._side_t0)
             self._side, self._side_ended = None, (item, status)
+            self._side_watch = None
             self._side_paused = False
             self._poke()
         if item.on_interrupt == "skip":

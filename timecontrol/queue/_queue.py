@@ -15,17 +15,18 @@ from typing import Any, Self, TypeVar, overload
 from .._log import Subscription
 from ..plans import RunEngine, RunState
 from ._checks import Check, CheckContext
-from ._conditions import Conditional
+from ._conditions import Conditional, ItemWatch
 from ._control import Control
 from ._errors import QueueArgumentError
 from ._eta import PlanStats, plan_stats
+from ._forecast import item_slot, running_lanes
 from ._host import QueueHost
-from ._items import ItemRecord
 from ._kinds import ALL_KINDS
 from ._prompts import Prompt
 from ._registry import PlanFunction, check_json
 from ._simulate import dry_run
 from ._status import DryRun, Eta, Progress, QueueState, QueueStatus
+from ._timeline import place
 
 __all__ = ["Queue", "StateFeed"]
 
@@ -146,8 +147,9 @@ class Queue(Control):
         queues: str | Sequence[str] | None = None,
         plan: str | None = None,
         kwargs: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> Conditional:
-        """Act on the running item when `condition` holds on its event documents.
+        """Act on a running item when `condition` holds on its event documents.
 
         `condition` is a safe expression over the event's data keys (and ``seq_num``,
         ``events``, ``elapsed``), e.g. ``"det > 5000 and seq_num >= 3"``; it is parsed now,
@@ -158,14 +160,35 @@ class Queue(Control):
         copy of the item right after it), ``insert`` (run a new item of plan `plan` with
         JSON `kwargs` right after it; both checked now, like `add`'s). `plans`,
         `item_types`, `queues`: only items of these. See `timecontrol.queue.Conditional`.
+
+        Every running item is watched on its own documents (an overlapping one too), and
+        the action applies to the item whose documents tripped it. The definition is
+        recorded (``queue.conditional``) and comes back after a restart: adding the same
+        definition again under its name changes nothing (a script may add its conditionals
+        at every start); another definition under a taken name needs `replace`.
         """
+        self._ensure_ready()
+        self._check_flag(replace, "replace")
         insert = self._insert_spec(action, plan, kwargs)
         options = {"name": name, "start": start, "frequency": frequency, "ntrips": ntrips,
                    "plans": plans, "item_types": item_types, "queues": queues,
                    **insert}  # fmt: skip
-        cond = self._conditionals.add(condition, action, options)
+        cond = self._conditionals.build(condition, action, options)
+        stored = self._model.conditionals.get(cond.name)
+        if stored is not None and stored == cond.spec():
+            existing = self._conditionals.get(cond.name)
+            if existing is not None:
+                return existing  # the same definition (restored, or added before)
+        if stored is not None and not replace:
+            raise QueueArgumentError(
+                f"a conditional named {cond.name!r} exists already with another definition "
+                f"({stored['condition']!r}, {stored['action']!r}); pass replace=True or "
+                f"remove_conditional({cond.name!r}) first"
+            )
         self._record("queue.conditional", cond.name, cond.spec())
-        return cond
+        added = self._conditionals.get(cond.name)
+        assert added is not None  # (compiled from the event just recorded)
+        return added
 
     def _insert_spec(self, action: object, plan: object, kwargs: object) -> dict[str, Any]:
         """The checked plan and kwargs of an ``insert`` conditional (nothing for others)."""
@@ -186,12 +209,17 @@ class Queue(Control):
         return {"plan": plan, "kwargs": args}
 
     def remove_conditional(self, name: str) -> None:
-        """Unregister a conditional by name."""
-        self._conditionals.remove(name)
+        """Remove a conditional by name (recorded: it stays removed after a restart)."""
+        self._ensure_ready()
+        if not isinstance(name, str) or name not in self._model.conditionals:
+            raise QueueArgumentError(
+                f"no conditional named {name!r}; have {list(self._model.conditionals)}"
+            )
         self._record("queue.conditional", name, {"removed": True})
 
     def conditionals(self) -> list[Conditional]:
-        """The registered conditionals."""
+        """The conditionals (added here or restored from the store), in the order added."""
+        self._ensure_ready()
         return self._conditionals.all()
 
     # -- prompts -------------------------------------------------------------------------------
@@ -239,7 +267,7 @@ class Queue(Control):
             status=status,
             activity=activity,
             running=None if current is None else current.snapshot(),
-            progress=None if current is None else self._progress_of(current),
+            progress=self._progress_of(self._front_watch),
             queue=None if current is None else current.queue,
             items_left=len(runnable),
             pending=tuple(i.snapshot() for i in runnable),
@@ -249,6 +277,7 @@ class Queue(Control):
             last_stop=self._last_stop,
             eta_s=eta.seconds,
             overlapping=None if self._side is None else self._side.snapshot(),
+            overlapping_progress=self._progress_of(self._side_watch),
         )
 
     def _status(self) -> QueueStatus:
@@ -263,11 +292,14 @@ class Queue(Control):
             return "paused"
         return "running"
 
-    def _progress_of(self, item: ItemRecord) -> Progress:
-        elapsed = self._clock.monotonic() - self._current_t0
+    def _progress_of(self, watch: ItemWatch | None) -> Progress | None:
+        if watch is None:
+            return None
+        item = watch.item
+        elapsed = self._clock.monotonic() - watch.t0
         estimate = self._durations.estimate(item.plan, item.kwargs, item.item_type)
-        events = sum(self._progress.values())
-        expected = self._expected
+        events = watch.events
+        expected = watch.expected
         fraction: float | None = None
         if expected:
             fraction = min(1.0, events / expected)
@@ -285,40 +317,16 @@ class Queue(Control):
     # -- ETA, statistics, dry run --------------------------------------------------------------
 
     def eta(self) -> Eta:
-        """When the queue is expected to run out of items, from durations in the Log."""
-        known, unknown, count = 0.0, 0, 0
-        previous = self._current
-        if previous is not None:
-            count += 1
-            estimate = self._durations.estimate(previous.plan, previous.kwargs, previous.item_type)
-            if estimate is None:
-                unknown += 1
-            else:
-                known += max(0.0, estimate - (self._clock.monotonic() - self._current_t0))
-        side = self._side
-        if side is not None:  # an overlapping item: counted as if it ran after the first
-            count += 1
-            estimate = self._durations.estimate(side.plan, side.kwargs, side.item_type)
-            if estimate is None:
-                unknown += 1
-            else:
-                known += max(0.0, estimate - (self._clock.monotonic() - self._side_t0))
-            previous = side
-        if self._delay is not None:
-            known += self._delay.remaining
-            previous = None  # the delay after the previous item is this one
-        for item in self._model.runnable():
-            count += 1
-            if previous is not None:
-                known += self._delay_after(previous)
-            estimate = self._durations.estimate(item.plan, item.kwargs, item.item_type)
-            if estimate is None:
-                unknown += 1
-            else:
-                known += estimate
-            previous = item
-        ends_at = None if unknown else self._clock.time() + known
-        return Eta(known, unknown, count, ends_at)
+        """When the queue is expected to run out of items, from what the Log has learned:
+        durations, and for overlapping items when their signal comes (the next item then
+        starts beside them, see docs/queue.md); serial where nothing is known."""
+        front, side, ready = running_lanes(self, 0.0)
+        slots = [item_slot(self, item) for item in self._model.runnable()]
+        running = [lane.slot for lane in (front, side) if lane is not None]
+        _placed, end = place(slots, ready=ready, front=front, side=side)
+        unknown = sum(1 for slot in (*running, *slots) if slot.duration is None)
+        ends_at = None if unknown else self._clock.time() + end
+        return Eta(end, unknown, len(running) + len(slots), ends_at)
 
     async def stats(self) -> dict[str, PlanStats]:
         """Per plan: runs, outcomes and durations of every item the Log has kept."""

@@ -63,6 +63,8 @@ class QueueState:
             is known (see `Queue.eta`).
         overlapping: the item that started beside the running one (an overlap), or that
             the queue waits for once the running one has ended (None: no overlap).
+        overlapping_progress: the overlapping item's progress, from its own run documents
+            (on the queue's second run engine); None without an overlapping item.
     """
 
     status: QueueStatus
@@ -78,6 +80,7 @@ class QueueState:
     last_stop: str | None
     eta_s: float | None
     overlapping: QueueItem | None = None
+    overlapping_progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,11 @@ class Eta:
 
 @dataclass(frozen=True, slots=True)
 class DryRunItem:
-    """One item as a dry run sees it: when it would start and end, and what is wrong."""
+    """One item as a dry run sees it: when it would start and end, and what is wrong.
+
+    `estimated`: its duration was learned from the Log (else simulated, or unknown: 0 s).
+    `overlaps`: the uid of the item it would start beside (an overlap), else None.
+    """
 
     uid: str
     plan: str
@@ -107,6 +114,7 @@ class DryRunItem:
     end: float
     estimated: bool
     problem: str | None
+    overlaps: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
