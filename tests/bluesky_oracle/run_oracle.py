@@ -49,10 +49,9 @@ FILES = (
     "test_legacy_plans.py",
     "test_plan_patterns.py",
 )
-#: Not run: bluesky's suspender classes drive its RunEngine's private API
-#: (``request_suspend`` with asyncio futures on ``RE.loop``), which the drop-in does not
-#: have (timecontrol has suspenders of its own), and one of them hangs the baseline run in
-#: this harness. Listed in docs/bluesky_compat.md.
+#: Not run: one of its tests hangs the baseline run (bluesky's own RunEngine) in this
+#: harness. bluesky's suspender classes themselves do install on the drop-in (through
+#: ``RE.request_suspend``); timecontrol's tests cover that. Listed in docs/bluesky_compat.md.
 LEFT_OUT = ("test_suspenders.py",)
 
 

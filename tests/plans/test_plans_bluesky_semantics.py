@@ -283,7 +283,12 @@ async def test_declare_stream_configure_locate_and_grouped_rpcs(virtual_clock: A
         for name, doc in out:
             event_model.schema_validators[event_model.DocumentNames[name]].validate(doc)
         assert [name for name, _ in out] == [
-            "start", "descriptor", "event", "descriptor", "event", "stop"
+            "start",
+            "descriptor",
+            "event",
+            "descriptor",
+            "event",
+            "stop",
         ]
         first, second = (doc for name, doc in out if name == "descriptor")
         assert first["configuration"]["conf"]["data"] == {"conf_gain": 1}

@@ -66,6 +66,7 @@ def test_an_ophyd_async_move_is_stopped_on_pause_and_redone_on_resume() -> None:
     with SyncRunEngine(call_returns_result=True) as RE:
         with init_devices():
             motor = sim.SimMotor(instant=False)
+
         async def slow_down() -> None:
             await motor.velocity.set(2.0)  # 1 unit takes 0.5 s
 

@@ -127,7 +127,6 @@ class CommandHandlers(RunCore):
             "set": self._cmd_set,
             "trigger": self._cmd_trigger,
             "read": self._cmd_read,
-            "wait": self._cmd_wait,
             "sleep": self._cmd_sleep,
             "checkpoint": self._cmd_checkpoint,
             "clear_checkpoint": self._cmd_clear_checkpoint,
@@ -199,28 +198,6 @@ class CommandHandlers(RunCore):
             merged.update(reading)
         return merged
 
-    async def _cmd_wait(self, msg: Any) -> bool:
-        """Wait for the group's statuses; True when all are done.
-
-        On a timeout the statuses stay in the group (a later wait can wait for them again)
-        and `TimeoutError` is thrown into the plan, or, with ``error_on_timeout=False`` or
-        ``move_on=True`` (bluesky's options), False is sent back instead.
-        """
-        kwargs = msg.kwargs
-        group = kwargs.get("group", msg.args[0] if msg.args else None)
-        statuses = self._groups.get(group, [])
-        with anyio.move_on_after(kwargs.get("timeout")) as scope:
-            for status in statuses:
-                await await_status(status)
-        if not scope.cancelled_caught:
-            self._groups.pop(group, None)
-            return True
-        if kwargs.get("error_on_timeout", True) and not kwargs.get("move_on", False):
-            raise TimeoutError(
-                f"'wait' for group {group!r} timed out after {kwargs.get('timeout')} s"
-            )
-        return False
-
     async def _cmd_sleep(self, msg: Any) -> None:
         seconds = msg.args[0] if msg.args else msg.kwargs.get("time", 0)
         if not (isinstance(seconds, int | float) and seconds >= 0):
@@ -229,18 +206,14 @@ class CommandHandlers(RunCore):
         await clock.sleep_until(clock.monotonic() + seconds)
 
     async def _cmd_stage(self, msg: Any) -> Any:
-        # An object without stage() has nothing to prepare (bluesky stages only Stageables).
+        # Only a Stageable (stage() *and* unstage(), bluesky's protocol) is staged: an object
+        # with one of the two could not be put back as it was.
         obj = msg.obj
         self._seen[id(obj)] = obj
         result = None
-        if callable(getattr(obj, "stage", None)):
-            result = self._adopt(obj.stage())
-            if "group" in msg.kwargs:  # bluesky 1.16: a grouped stage is waited for by 'wait'
-                self._groups.setdefault(msg.kwargs["group"], []).append(result)
-            else:
-                result = await await_status(result)
-            if callable(getattr(obj, "unstage", None)):
-                self._staged[id(obj)] = obj  # clean-up unstages it on every exit path
+        if _stageable(obj):
+            result = await self._stage_step(msg, obj.stage)
+            self._staged[id(obj)] = obj  # clean-up unstages it on every exit path
         self._reset_checkpoint()
         return result
 
@@ -248,10 +221,19 @@ class CommandHandlers(RunCore):
         obj = msg.obj
         self._staged.pop(id(obj), None)
         result = None
-        if callable(getattr(obj, "unstage", None)):
-            result = await await_status(obj.unstage())
+        if _stageable(obj):
+            result = await self._stage_step(msg, obj.unstage)
         self._reset_checkpoint()
         return result
+
+    async def _stage_step(self, msg: Any, method: Any) -> Any:
+        """``stage()``/``unstage()``: with a ``group`` (bluesky 1.16) the status joins the
+        group and 'wait' waits for it; without, it is waited for here."""
+        result = self._adopt(method())
+        if "group" in msg.kwargs:
+            self._groups.setdefault(msg.kwargs["group"], []).append(result)
+            return result
+        return await await_status(result)
 
     async def _cmd_call(self, msg: Any) -> Any:
         fn = msg.obj
@@ -296,18 +278,19 @@ class CommandHandlers(RunCore):
 
     # -- runs and documents ------------------------------------------------------------------
 
-    def _cmd_open_run(self, msg: Any) -> str:
+    async def _cmd_open_run(self, msg: Any) -> str:
         if msg.run in self._runs:
             raise IllegalMessageSequence(
                 f"a run{'' if msg.run is None else ' ' + repr(msg.run)} is already open; "
                 "close it first or give the new one another run key"
             )
+        self._scan_id = await self._next_scan_id(self.md)
+        self.md["scan_id"] = self._scan_id  # persistent, as in bluesky's RE.md
         # bluesky's precedence: the call's metadata, then the open_run message's, then the
         # plan's type and name, then the persistent metadata (run_engine.md).
-        self._scan_id = int(self.md.get("scan_id", self._scan_id)) + 1
-        self.md["scan_id"] = self._scan_id  # persistent, as in bluesky's RE.md
         md = {**self.md, **self._plan_md, **msg.kwargs, **self._metadata}
         md.setdefault("versions", versions())
+        md = self._final_metadata(md)
         start = {
             **md,
             "uid": new_uid(),
@@ -376,7 +359,8 @@ class CommandHandlers(RunCore):
         return token
 
     def _cmd_unsubscribe(self, msg: Any) -> None:
-        token = msg.args[0] if msg.args else msg.obj
+        # bluesky's stub: Msg("unsubscribe", None, token=t); older plans: the token in args
+        token = msg.kwargs.get("token", msg.args[0] if msg.args else msg.obj)
         self._subscribers.pop(token, None)
         self._reset_checkpoint()
 
@@ -428,6 +412,10 @@ class CommandHandlers(RunCore):
         self._record("plan.rewound", self._plan_uid, {"messages": len(replay)})
         if any(s.tripped for s in self._all_suspenders()):
             self._raise(SUSPEND, cancel=False)  # another one tripped during the post-plan
+
+
+def _stageable(obj: Any) -> bool:
+    return callable(getattr(obj, "stage", None)) and callable(getattr(obj, "unstage", None))
 
 
 async def configuration_of(obj: Any) -> dict[str, Any]:

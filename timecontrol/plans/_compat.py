@@ -21,20 +21,24 @@ import sys
 from typing import Any
 
 from .._exceptions import EngineStateError, TimeControlError
-from ._errors import StatusFailed
+from ._errors import RequestAbort, RequestStop, StatusFailed, WaitForTimeoutError
 
 __all__ = [
     "NoReplayAllowedBase",
     "RunEngineInterruptedBase",
     "bluesky_class",
     "interrupted_error",
+    "is_ending_request",
     "is_no_replay",
     "plan_error",
     "public_no_replay_allowed",
     "public_run_engine_interrupted",
+    "request_abort",
+    "request_stop",
     "state_error",
     "status_failed",
     "versions",
+    "wait_timeout_error",
 ]
 
 
@@ -62,6 +66,20 @@ def is_no_replay(exc: BaseException) -> bool:
     return theirs is not None and isinstance(exc, theirs)
 
 
+def is_ending_request(exc: BaseException, ending: str) -> bool:
+    """True if `exc` is the request that ends the plan the way `ending` ("stop" or "abort")
+    asks: ours, or bluesky's class of that name raised by a plan that caught and re-raised it
+    as a new exception."""
+    if ending not in ("stop", "abort"):
+        return False
+    ours: type[BaseException] = RequestStop if ending == "stop" else RequestAbort
+    name = ours.__name__
+    if isinstance(exc, ours):
+        return True
+    theirs = bluesky_class(name)
+    return theirs is not None and isinstance(exc, theirs)
+
+
 _MERGED: dict[tuple[type[BaseException], type[BaseException]], type[BaseException]] = {}
 
 
@@ -82,6 +100,36 @@ def status_failed(message: str, cause: BaseException | None) -> StatusFailed:
     error = cls(message)
     assert isinstance(error, StatusFailed)
     error.__cause__ = cause
+    return error
+
+
+def request_stop(message: str) -> RequestStop:
+    """The `RequestStop` thrown into a plan by ``stop()``: also bluesky's ``RequestStop`` when
+    bluesky is loaded, so that bluesky's wrappers (``run_wrapper``, ``reset_positions``) that
+    catch and re-raise it close their runs with the right exit status."""
+    theirs = bluesky_class("RequestStop")
+    cls = RequestStop if theirs is None else _merged(RequestStop, theirs)
+    error = cls(message)
+    assert isinstance(error, RequestStop)
+    return error
+
+
+def request_abort(message: str) -> RequestAbort:
+    """The `RequestAbort` thrown into a plan by ``abort()`` (also bluesky's, as above)."""
+    theirs = bluesky_class("RequestAbort")
+    cls = RequestAbort if theirs is None else _merged(RequestAbort, theirs)
+    error = cls(message)
+    assert isinstance(error, RequestAbort)
+    return error
+
+
+def wait_timeout_error(message: str) -> WaitForTimeoutError:
+    """A `WaitForTimeoutError` (also bluesky's class of that name when its run engine is
+    loaded): a ``wait`` or ``wait_for`` ran out of time."""
+    theirs = bluesky_class("WaitForTimeoutError", "bluesky.run_engine")
+    cls = WaitForTimeoutError if theirs is None else _merged(WaitForTimeoutError, theirs)
+    error = cls(message)
+    assert isinstance(error, WaitForTimeoutError)
     return error
 
 

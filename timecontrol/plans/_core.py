@@ -33,6 +33,7 @@ from ._documents import DOCUMENT_NAMES, OpenRun
 from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._host import PlanHost
 from ._loop import LoopHandle
+from ._metadata import MetadataHooks
 from ._records import CommandHandler, DocumentCallback, RunResult, jsonable, obj_name
 from ._replay import ReplayStack
 from ._sigint import SigintCounter
@@ -75,7 +76,7 @@ ENDING: Final = frozenset({_S.STOPPING, _S.ABORTING, _S.HALTING})
 _PAUSABLE: Final = frozenset({_S.RUNNING, _S.SUSPENDING, _S.PAUSING, _S.PAUSED})
 
 
-class RunCore:
+class RunCore(MetadataHooks):
     """State and shared machinery of a run engine (see the module docstring)."""
 
     def _setup(
@@ -129,6 +130,10 @@ class RunCore:
         # Subscriptions for one plan given by a caller (SyncRunEngine's ``subs``): dropped
         # when that plan ends, kept while it is paused.
         self._call_tokens: list[int] = []
+        #: ``waiting_hook(statuses)`` is called with the set of statuses a ``wait`` waits
+        #: for, then with None when it is over (bluesky's progress-bar hook).
+        self.waiting_hook: Callable[[Any], Any] | None = None
+        self._setup_metadata_hooks()
         self._reset_plan()
 
     def _reset_plan(self) -> None:
@@ -142,6 +147,10 @@ class RunCore:
         self._runs: dict[Any, OpenRun] = {}
         self._run_uids: list[str] = []
         self._groups: dict[Any, list[Any]] = {}
+        # groups a ``wait(error_on_timeout=False)`` has told the waiting hook about
+        self._waited_groups: set[Any] = set()
+        # monitored objects (``monitor`` messages), by id
+        self._monitors: dict[int, Any] = {}
         self._movables: dict[int, Any] = {}
         self._staged: dict[int, Any] = {}
         self._seen: dict[int, Any] = {}
@@ -389,6 +398,12 @@ class RunCore:
         for token in self._call_tokens:
             self._subscribers.pop(token, None)
         self._call_tokens.clear()
+
+    def _serve_external(self, start_soon: Callable[..., Any]) -> None:
+        """Hook: start the waits of requested suspensions (`._external` implements it)."""
+
+    def _clear_monitors(self, run_key: Any = ...) -> None:
+        """Hook: end the ``monitor`` subscriptions of a run (`._monitors` implements it)."""
 
     def _reset_checkpoint(self) -> None:
         self._replay.checkpoint(self._runs.values())

@@ -25,8 +25,9 @@ import anyio
 import anyio.lowlevel
 
 from .._exceptions import EngineStateError
+from ._compat import is_ending_request, request_abort, request_stop
 from ._core import ABORT, ENDING, HALT, NONE, PANIC, PAUSE, STOP, SUSPEND, RunCore
-from ._errors import PlanArgumentError, RequestAbort, RequestStop, UnknownCommandError
+from ._errors import PlanArgumentError, UnknownCommandError
 from ._loop import LoopHandle
 from ._msg import Msg
 from ._records import ExitStatus, RunResult, jsonable, obj_name
@@ -78,6 +79,7 @@ class Driver(RunCore):
                 for suspender in self._all_suspenders():
                     if suspender.poll is not None:
                         tg.start_soon(self._watch, suspender)
+                self._serve_external(tg.start_soon)
                 try:
                     if resuming:
                         await self._resume_devices()
@@ -396,11 +398,11 @@ class Driver(RunCore):
         if request == STOP:
             self._ending = "stop"
             self._set_state(_S.STOPPING)
-            exc: BaseException = RequestStop("stop requested")
+            exc: BaseException = request_stop("stop requested")
         else:
             self._ending = "abort"
             self._set_state(_S.ABORTING)
-            exc = RequestAbort(self._reason or "abort requested")
+            exc = request_abort(self._reason or "abort requested")
         self._deferred = False
         self._replay.in_flight = None
         if self._replay.frames:
@@ -408,15 +410,15 @@ class Driver(RunCore):
 
     async def _end_after_failure(self, exc: Exception) -> RunResult:
         ending = self._ending
-        if ending == "stop" and isinstance(exc, RequestStop):
+        if ending == "stop" and is_ending_request(exc, ending):
             return await self._finish("success", "stop", interrupted=True)
-        if ending == "abort" and isinstance(exc, RequestAbort):
+        if ending == "abort" and is_ending_request(exc, ending):
             return await self._finish("abort", self._reason, interrupted=True)
         self._close_plan()
         if self._state is not _S.ABORTING:
             self._set_state(_S.ABORTING)
         plan_uid = self._plan_uid
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = str(exc) or type(exc).__name__  # bluesky's reason is str(exc)
         result = await self._finish("fail", reason, interrupted=bool(ending), exception=exc)
         exc.add_note(f"run engine: plan {plan_uid} ended with exit_status 'fail'")
         return result
@@ -473,6 +475,7 @@ class Driver(RunCore):
         return result
 
     def _close_runs(self, exit_status: ExitStatus, reason: str) -> None:
+        self._clear_monitors()
         now = self.host.clock.time()
         for run in list(self._runs.values()):
             doc = run.stop(exit_status, reason, now)

@@ -16,6 +16,7 @@ __all__ = [
     "RequestStop",
     "StatusFailed",
     "UnknownCommandError",
+    "WaitForTimeoutError",
 ]
 
 
@@ -58,10 +59,20 @@ class PauseHeldError(EngineStateError):
 class RequestStop(TimeControlError):
     """Thrown into a plan by `RunEngine.stop`: clean up and end; the run counts as a success."""
 
+    #: The exit status a run closed because of it gets (bluesky's attribute of that name).
+    exit_status = "success"
+
 
 class RequestAbort(TimeControlError):
     """Thrown into a plan by `RunEngine.abort`: clean up and end; the run counts as aborted."""
 
+    #: The exit status a run closed because of it gets (bluesky's attribute of that name).
+    exit_status = "abort"
+
 
 class StatusFailed(TimeControlError):
     """A device's status (a move, a trigger) finished unsuccessfully or was cancelled."""
+
+
+class WaitForTimeoutError(TimeControlError, TimeoutError):
+    """A ``wait`` or ``wait_for`` message ran out of its ``timeout`` (thrown into the plan)."""

@@ -9,13 +9,13 @@ Statuses returned by devices join the message's ``group`` like those of ``set`` 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import anyio
-
 from ._commands import CommandHandlers, configuration_of
-from ._devices import await_status, maybe_await
+from ._devices import maybe_await
 from ._errors import IllegalMessageSequence, PlanArgumentError
+from ._gather import gather
 from ._records import CommandHandler, obj_name
 
 __all__ = ["MoreCommands"]
@@ -24,9 +24,7 @@ __all__ = ["MoreCommands"]
 def _method(obj: Any, name: str, command: str) -> Any:
     method = getattr(obj, name, None)
     if not callable(method):
-        raise PlanArgumentError(
-            f"{command!r} needs an object with a {name}() method, got {obj!r}"
-        )
+        raise PlanArgumentError(f"{command!r} needs an object with a {name}() method, got {obj!r}")
     return method
 
 
@@ -44,7 +42,6 @@ class MoreCommands(CommandHandlers):
             "configure": self._cmd_configure,
             "locate": self._cmd_locate,
             "check_value": self._cmd_check_value,
-            "wait_for": self._cmd_wait_for,
             "RE_class": self._cmd_re_class,
         }
 
@@ -91,20 +88,20 @@ class MoreCommands(CommandHandlers):
         return result
 
     async def _cmd_locate(self, msg: Any) -> Any:
+        if "squeeze" in msg.kwargs:
+            warnings.warn(
+                "The locate message ignores squeeze: one object returns a single location and "
+                "several objects return a list (as in bluesky)",
+                UserWarning,
+                stacklevel=1,
+            )
         objs = [msg.obj, *msg.args]
-        locations = [await maybe_await(_method(o, "locate", "locate")()) for o in objs]
+        methods = [_method(o, "locate", "locate") for o in objs]
+        locations = await gather([method() for method in methods])  # at the same moment
         return locations[0] if len(locations) == 1 else locations
 
     async def _cmd_check_value(self, msg: Any) -> None:
         await maybe_await(_method(msg.obj, "check_value", "check_value")(*msg.args, **msg.kwargs))
-
-    async def _cmd_wait_for(self, msg: Any) -> None:
-        (factories,) = msg.args
-        timeout = msg.kwargs.get("timeout")
-        with anyio.fail_after(timeout):
-            async with anyio.create_task_group() as tg:
-                for factory in factories:
-                    tg.start_soon(await_status, factory())
 
     def _cmd_re_class(self, msg: Any) -> type:
         return type(self)

@@ -31,6 +31,8 @@ UNCACHEABLE: Final = frozenset(
         "unsubscribe",
         "open_run",
         "close_run",
+        "monitor",
+        "unmonitor",
         "install_suspender",
         "remove_suspender",
         "_wait_for_suspenders",
@@ -138,8 +140,10 @@ class ReplayStack:
         """The cached messages, handed over for a later replay; the runs rewind meanwhile."""
         msgs = list(self.cache or ())
         self.cache = [] if self.cache is not None else None
-        for run in runs:
-            run.rewind()
+        if self.rewindable:
+            # Without rewinding nothing is replayed: an open bundle and the counters stand.
+            for run in runs:
+                run.rewind()
         return msgs
 
     def replay(self, msgs: list[Any], result_to: Frame | None) -> None:

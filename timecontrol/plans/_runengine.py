@@ -27,8 +27,8 @@ from ._core import ABORT, HALT, STOP, check_timeout, check_yield_every
 from ._documents import new_uid
 from ._driver import Driver, as_plan
 from ._errors import PauseHeldError, PlanArgumentError
+from ._external import SuspendRequests
 from ._host import PlanHost, is_facade
-from ._more_commands import MoreCommands
 from ._records import (
     CommandHandler,
     DocumentCallback,
@@ -80,7 +80,7 @@ def _own_run_engine(facade: Any) -> Any:
         ids.discard(id(facade))
 
 
-class RunEngine(Driver, MoreCommands):
+class RunEngine(Driver, SuspendRequests):
     """Runs plans on a host's loop, Log and Clock.
 
     Args:
@@ -141,7 +141,13 @@ class RunEngine(Driver, MoreCommands):
             rewindable=rewindable,
             metadata=metadata,
         )
-        for command, handler in {**self._builtin_handlers(), **self._more_handlers()}.items():
+        handlers = {
+            **self._builtin_handlers(),
+            **self._more_handlers(),
+            **self._waiting_handlers(),
+            **self._monitor_handlers(),
+        }
+        for command, handler in handlers.items():
             self._handlers[command] = (handler, inspect.iscoroutinefunction(handler))
 
     def _apply_options(self, options: dict[str, Any]) -> None:

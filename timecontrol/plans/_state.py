@@ -62,6 +62,27 @@ class RunState(StrEnum):
     HALTING = "halting"
     PANICKED = "panicked"
 
+    # bluesky's state machine answers ``RE.state.is_running`` and the like; so do we.
+    @property
+    def is_idle(self) -> bool:
+        """True in ``idle``."""
+        return self is RunState.IDLE
+
+    @property
+    def is_running(self) -> bool:
+        """True in ``running``."""
+        return self is RunState.RUNNING
+
+    @property
+    def is_paused(self) -> bool:
+        """True in ``paused``."""
+        return self is RunState.PAUSED
+
+    @property
+    def is_panicked(self) -> bool:
+        """True in ``panicked``."""
+        return self is RunState.PANICKED
+
 
 _S = RunState
 

@@ -31,10 +31,18 @@ from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._loop import LoopHandle
 from ._records import DocumentCallback, RunResult
 from ._runengine import RunEngine
-from ._sigint import install_sigint
 from ._state import RunState
 from ._stubs import ensure_generator
-from ._suspenders import Suspender
+from ._sync_extras import (
+    HOOKS,
+    SigintHandler,
+    check_depth,
+    is_bluesky_suspender,
+    split_bluesky_options,
+    swap_old_subscribe,
+    wait_for_tripped,
+    warn_old_usage,
+)
 
 #: Builds an engine when `SyncRunEngine` is given none; set by the `Engine` facade on import.
 ENGINE_FACTORY: Callable[[], Any] | None = None
@@ -138,11 +146,14 @@ class SyncRunEngine:
         call_returns_result: ``RE(plan)`` returns a `RunEngineResult` instead of the tuple
             of run uids (bluesky's flag).
         preprocessors: functions applied to every plan, ``[f, g]`` as ``f(g(plan))``.
-        context_managers: entered (each called with this object) around every blocking call;
-            None installs the Ctrl+C handler (one press: deferred pause, two: hard pause);
-            ``[]`` leaves SIGINT alone.
+        context_managers: entered (each called with this object) around every blocking call
+            (``RE.context_managers``, a list). None: ``[SigintHandler]``, the Ctrl+C handler
+            (one press: deferred pause, two: hard pause); ``[]`` leaves SIGINT alone.
         loop: an asyncio loop, not running, to run in the thread (default: a new one).
-        options: passed on to `RunEngine` (``cleanup_timeout``, ``log_messages``, ...).
+        options: bluesky's ``scan_id_source``, ``md_validator``, ``md_normalizer``,
+            ``waiting_hook`` (set on the run engine, readable as ``RE.<name>``) and
+            ``max_depth`` (``RE.max_depth``); ``during_task`` is accepted and ignored. The
+            rest is passed on to `RunEngine` (``cleanup_timeout``, ``log_messages``, ...).
 
     ``RE.engine`` is the Engine: its scheduled jobs run between calls. The Engine is not
     thread-safe; change it from the main thread through `call_in_loop`, e.g.
@@ -161,6 +172,7 @@ class SyncRunEngine:
         **options: Any,
     ) -> None:
         self._closed = True  # until the loop runs: close() then has nothing to undo
+        hooks, max_depth = split_bluesky_options(options)
         self._engine = self._make_engine(engine)
         if loop is not None and (loop.is_running() or loop.is_closed()):
             raise PlanArgumentError(
@@ -168,15 +180,23 @@ class SyncRunEngine:
             )
         options.setdefault("handle_sigint", False)  # SIGINT is ours, in the main thread
         self._re: RunEngine = RunEngine(self._engine, **options)
+        for name, hook in hooks.items():
+            setattr(self._re, name, hook)
+        # Msg("RE_class") answers the class of the run engine the user calls.
+        self._re.register_command("RE_class", lambda msg: type(self))
         self.call_returns_result = bool(call_returns_result)
         self.preprocessors: list[Callable[[Any], Any]] = list(preprocessors or [])
-        self.context_managers = context_managers
+        self.context_managers: list[Callable[[SyncRunEngine], Any]] = (
+            [SigintHandler] if context_managers is None else list(context_managers)
+        )
         self.pause_msg = PAUSE_MSG
         #: plan_result of a `RunEngineResult` when the plan did not run to its end (bluesky's).
         self.NO_PLAN_RETURN: Any = object()
-        #: Kept for bluesky's code that sets it; calls are not depth-checked.
-        self.max_depth: int | None = None
-        self._loop = loop or asyncio.new_event_loop()
+        #: ``RE(plan)`` called deeper in the call stack than this raises RuntimeError (None:
+        #: no limit), as in bluesky.
+        self.max_depth: int | None = max_depth
+        self._aio_loop = loop or asyncio.new_event_loop()
+        self._bluesky_suspenders: list[Any] = []
         self._thread = threading.Thread(
             target=self._serve, name="timecontrol-sync-run-engine", daemon=True
         )
@@ -191,7 +211,7 @@ class SyncRunEngine:
         except BaseException:
             self.close()
             raise
-        _register_bluesky_loop(self._loop)
+        _register_bluesky_loop(self._aio_loop)
         if md is not None:
             self._re.md = md  # type: ignore[assignment]  # any mutable mapping will do
         self._re.md.setdefault("versions", {})
@@ -216,8 +236,8 @@ class SyncRunEngine:
         return engine
 
     def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
+        asyncio.set_event_loop(self._aio_loop)
+        self._aio_loop.run_forever()
 
     # -- the bridge to the loop --------------------------------------------------------------
 
@@ -235,7 +255,7 @@ class SyncRunEngine:
 
     def _call(self, coro: Coroutine[Any, Any, T], *, interruptible: bool = False) -> T:
         """Run `coro` on the loop and block until it is done; its result or its exception."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = asyncio.run_coroutine_threadsafe(coro, self._aio_loop)
         with ExitStack() as stack:
             if interruptible:
                 self._enter_context_managers(stack)
@@ -255,7 +275,7 @@ class SyncRunEngine:
             except BaseException as exc:  # handed to the caller, who re-raises it
                 future.set_exception(exc)
 
-        self._loop.call_soon_threadsafe(run)
+        self._aio_loop.call_soon_threadsafe(run)
         return future.result()
 
     def call_in_loop(self, fn: Callable[..., T], *args: Any) -> T:
@@ -274,15 +294,15 @@ class SyncRunEngine:
         return self._call(coro)
 
     def _enter_context_managers(self, stack: ExitStack) -> None:
-        if self.context_managers is None:
-            restore = install_sigint(self._handle, self._re._on_sigint)
-            stack.callback(restore)
-            return
         for manager in self.context_managers:
             stack.enter_context(manager(self))
 
-    def _outcome(self, result: RunResult) -> tuple[str, ...] | RunEngineResult:
-        if result.paused:
+    def _outcome(
+        self, result: RunResult, *, raise_interrupted: bool = False
+    ) -> tuple[str, ...] | RunEngineResult:
+        # bluesky: RE(plan) and RE.resume() raise RunEngineInterrupted whenever a request
+        # (pause, stop, abort, halt, a pause that became an abort) interrupted the plan.
+        if result.paused or (raise_interrupted and result.interrupted):
             raise interrupted_error(self.pause_msg)
         if not self.call_returns_result:
             return result.run_uids
@@ -308,12 +328,15 @@ class SyncRunEngine:
         name); `metadata` goes into every run start document.
         """
         self._check_open("RE(plan)")
+        check_depth(self.max_depth)
+        warn_old_usage(metadata)
         if self._re.state is not RunState.IDLE:
             raise EngineStateError(f"RE(plan) refused: the RunEngine is {self._re.state.value!r}")
         pairs = _normalize_subs(subs)
         gen = ensure_generator(plan)
         for wrapper in self.preprocessors:
             gen = wrapper(gen)
+        gen = wait_for_tripped(self._bluesky_suspenders, gen)
         tokens = [self._re.subscribe(func, name) for name, func in pairs]
         self._re._call_tokens.extend(tokens)  # dropped when the plan ends
         try:
@@ -324,13 +347,14 @@ class SyncRunEngine:
             if self._re.state is RunState.IDLE:
                 self._re._drop_call_tokens()
             raise
-        return self._outcome(result)
+        return self._outcome(result, raise_interrupted=True)
 
     def resume(self) -> tuple[str, ...] | RunEngineResult:
         """Resume the paused plan from its last checkpoint; return or raise as ``RE(plan)``."""
         self._check_open("resume()")
         with _bluesky_errors():
-            return self._outcome(self._call(self._re.resume(), interruptible=True))
+            result = self._call(self._re.resume(), interruptible=True)
+            return self._outcome(result, raise_interrupted=True)
 
     def stop(self) -> tuple[str, ...] | RunEngineResult | None:
         """End the plan as a success, letting it clean up; its run uids (or result)."""
@@ -349,7 +373,7 @@ class SyncRunEngine:
     ) -> tuple[str, ...] | RunEngineResult | None:
         if self._in_loop_thread():
             # From a subscriber or device callback: the loop cannot wait for itself.
-            self._loop.create_task(verb())
+            self._aio_loop.create_task(verb())
             return None
         self._check_open(what)
         with _bluesky_errors():
@@ -394,7 +418,7 @@ class SyncRunEngine:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop running in the background thread."""
-        return self._loop
+        return self._aio_loop
 
     @property
     def state(self) -> RunState:
@@ -435,9 +459,14 @@ class SyncRunEngine:
         return list(self._re.commands)
 
     @property
-    def suspenders(self) -> tuple[Suspender, ...]:
-        """Suspenders installed for every run."""
-        return self._re.suspenders
+    def suspenders(self) -> tuple[Any, ...]:
+        """Suspenders installed for every run (ours, then bluesky's)."""
+        return (*self._re.suspenders, *self._bluesky_suspenders)
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # bluesky's suspenders make their asyncio.Event on ``RE._loop``
+        return self._aio_loop
 
     def __getattr__(self, name: str) -> Any:
         # Hooks and switches (msg_hook, state_hook, record_interruptions, ...) live on the
@@ -453,24 +482,55 @@ class SyncRunEngine:
             object.__setattr__(self, name, value)
 
     def subscribe(self, func: DocumentCallback, name: str = "all") -> int:
-        """Call ``func(name, doc)`` for every document (or those named `name`); a token."""
+        """Call ``func(name, doc)`` for every document (or those named `name`); a token.
+
+        bluesky's old argument order, ``subscribe(name, func)``, still works with a warning.
+        """
+        func, name = swap_old_subscribe(func, name)
         return self._re.subscribe(func, name)
 
     def unsubscribe(self, token: int) -> None:
         """Remove a subscription made with `subscribe`."""
         self._re.unsubscribe(token)
 
-    def install_suspender(self, suspender: Suspender) -> None:
-        """Watch `suspender` during every run (a `timecontrol.plans` suspender)."""
+    def install_suspender(self, suspender: Any) -> None:
+        """Watch `suspender` during every run: a `timecontrol.plans` suspender, or one of
+        bluesky's (``bluesky.suspenders.SuspendBoolHigh``, ...), which calls
+        `request_suspend` when its signal trips."""
+        if is_bluesky_suspender(suspender):
+            if suspender not in self._bluesky_suspenders:
+                suspender.install(self)
+                self._bluesky_suspenders.append(suspender)
+            return
         self._on_loop(self._re.install_suspender, suspender)
 
-    def remove_suspender(self, suspender: Suspender) -> None:
+    def remove_suspender(self, suspender: Any) -> None:
         """Stop watching `suspender`."""
+        if suspender in self._bluesky_suspenders:
+            self._bluesky_suspenders.remove(suspender)
+            suspender.remove()
+            return
         self._on_loop(self._re.remove_suspender, suspender)
 
     def clear_suspenders(self) -> None:
         """Remove every suspender installed with `install_suspender`."""
+        for suspender in list(self._bluesky_suspenders):
+            self.remove_suspender(suspender)
         self._on_loop(self._re.clear_suspenders)
+
+    def request_suspend(
+        self,
+        fut: Any,
+        *,
+        pre_plan: Any = None,
+        post_plan: Any = None,
+        justification: str | None = None,
+    ) -> None:
+        """Suspend the running plan until `fut` (an awaitable or a callable returning one)
+        is done; bluesky's call, from any thread (see `RunEngine.request_suspend`)."""
+        self._re.request_suspend(
+            fut, pre_plan=pre_plan, post_plan=post_plan, justification=justification
+        )
 
     def register_command(self, name: str, func: Callable[[Any], Any]) -> None:
         """Make ``Msg(name, ...)`` call ``func(msg)`` (sync or async)."""
@@ -502,9 +562,9 @@ class SyncRunEngine:
                 if self._engine.running:
                     self._call(self._engine.stop())
             finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._aio_loop.call_soon_threadsafe(self._aio_loop.stop)
                 self._thread.join()
-                self._loop.close()
+                self._aio_loop.close()
 
     def __enter__(self) -> SyncRunEngine:
         return self
@@ -519,5 +579,12 @@ class SyncRunEngine:
 
 #: Run-engine attributes that ``RE.<name>`` reads and writes through.
 _FORWARDED: Final = frozenset(
-    {"msg_hook", "state_hook", "record_interruptions", "log_messages", "cleanup_timeout"}
+    {
+        "msg_hook",
+        "state_hook",
+        "record_interruptions",
+        "log_messages",
+        "cleanup_timeout",
+        *HOOKS,
+    }
 )
