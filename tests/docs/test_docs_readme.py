@@ -136,3 +136,18 @@ def test_sequence_snippet_runs() -> None:
 
     VirtualClock("2026-03-30T08:00+02:00").run(main)
     assert drawn == [20] * 16
+
+
+def test_bluesky_drop_in_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # The README's drop-in snippet, as pasted (real bluesky and ophyd.sim), then shut down.
+    namespace: dict[str, Any] = {}
+    exec(compile(_block("RE = SyncRunEngine()"), "README.md", "exec"), namespace)
+    try:
+        uids = namespace["uids"]
+        assert len(uids) == 1
+        out = capsys.readouterr().out
+        names = [line.split(" ", 1)[0] for line in out.splitlines()]
+        # print(name, doc): one start, a descriptor, the three readings, one stop.
+        assert names == ["start", "descriptor", "event", "event", "event", "stop"]
+    finally:
+        namespace["RE"].close()
