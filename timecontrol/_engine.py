@@ -166,16 +166,23 @@ class Engine:
         kwargs: dict[str, dict[str, Any]] | None = None,
         on_error: str = "skip_rest",
         on_pause: str = "catch_up",
+        on_interrupt: str = "skip",
+        on_downtime: str = "skip",
+        replace: bool = False,
+        reset: bool = False,
     ) -> Sequence:
         """A sampling sequence: the chain `actions` (names or async functions) run in order at
         each time point of `timepoints` (``tc.timepoints.pairs((5, 60), (10, 300))``, or a
         list of offsets); start it with ``start()``, wait for it with ``await join()``.
         `on_error`: ``skip_rest``, ``continue`` or ``pause``; `on_pause` (what `resume` does
-        with points due while paused): ``catch_up``, ``postpone`` or ``skip``. See
-        docs/sequences.md."""
+        with points due while paused): ``catch_up``, ``postpone`` or ``skip``. Re-declaring
+        a `name` whose history the store holds resumes it (`on_interrupt`: ``skip`` or
+        ``rerun``; `on_downtime`: ``skip``, ``catch_up`` or ``postpone``; a different
+        declaration needs ``replace=True`` or ``reset=True``). See docs/sequences.md."""
         return self._sequences.create(
-            actions, timepoints, name=name, kwargs=kwargs, on_error=on_error, on_pause=on_pause
-        )
+            actions, timepoints, name=name, kwargs=kwargs, on_error=on_error, on_pause=on_pause,
+            on_interrupt=on_interrupt, on_downtime=on_downtime, replace=replace, reset=reset,
+        )  # fmt: skip
 
     @property
     def running(self) -> bool:

@@ -66,6 +66,7 @@ from .sequence import (
     PointNotFoundError,
     SequenceArgumentError,
     SequenceError,
+    SequenceMismatchError,
     SequenceStateError,
 )
 from .triggers import (
@@ -121,6 +122,7 @@ __all__ = [
     "SchedulerLockedError",
     "SequenceArgumentError",
     "SequenceError",
+    "SequenceMismatchError",
     "SequenceStateError",
     "StatusFailed",
     "StoreCorruptError",

@@ -53,7 +53,7 @@ async def test_two_actions_at_each_of_fifteen_points() -> None:
     )  # fmt: skip
     finished = lab.engine.log.recent(kinds="sequence.finished", subjects="kinetics")
     assert finished[0].payload == {
-        "points": 15, "succeeded": 15, "failed": 0, "skipped": 0, "cancelled": 0,
+        "points": 15, "succeeded": 15, "failed": 0, "skipped": 0, "cancelled": 0, "interrupted": 0,
     }  # fmt: skip
     assert len(lab.engine.log.recent(kinds="sequence.action")) == 30
 

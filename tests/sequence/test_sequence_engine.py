@@ -62,3 +62,22 @@ async def test_a_sequence_started_before_the_engine_runs_when_it_starts() -> Non
     assert lab.times("sample") == [150, 200]  # 100 ran late, once the engine ran
     started = lab.engine.log.recent(kinds="sequence.started")
     assert [e.payload["start"] for e in started] == [T0]
+
+
+def test_a_read_only_engine_refuses_a_sequence_and_keeps_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "lab.sqlite"
+
+    async def main() -> None:
+        async with tc.Engine(store=path):
+            pass  # the file exists, written by its one writer
+        reader = tc.Engine(store=path, readonly=True)
+
+        async def sample() -> None:
+            raise AssertionError("never runs")
+
+        with pytest.raises(tc.errors.LogError, match="read-only"):
+            reader.sequence([sample], [60, 120], name="kinetics")
+        assert list(reader.sequences) == []
+
+    VirtualClock(START).run(main)
+    assert read_events(path, kinds=["sequence.declared"]) == []

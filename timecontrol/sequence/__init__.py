@@ -7,13 +7,21 @@ A sequence runs its points one at a time on the engine's dispatcher (so engine p
 panic hold it like any scheduled job), each point's actions in order with the first error
 skipping the rest (configurable), and records every action and every point in the Log
 (``sequence.*`` events). Points can be inserted, edited and triggered by hand while it runs;
-pausing it chooses what happens to the points that fall due meanwhile. See docs/sequences.md.
+pausing it chooses what happens to the points that fall due meanwhile. Re-declaring a named
+sequence on an engine whose SQLite store holds its history resumes it (restarts and crashes
+included). See docs/sequences.md.
 """
 
 from __future__ import annotations
 
-from ._args import ON_ERROR, ON_PAUSE
-from ._errors import PointNotFoundError, SequenceArgumentError, SequenceError, SequenceStateError
+from ._args import ON_DOWNTIME, ON_ERROR, ON_INTERRUPT, ON_PAUSE
+from ._errors import (
+    PointNotFoundError,
+    SequenceArgumentError,
+    SequenceError,
+    SequenceMismatchError,
+    SequenceStateError,
+)
 from ._host import SequenceHost
 from ._manager import Sequences
 from ._plan import MAX_POINTS
@@ -24,7 +32,9 @@ from ._sequence import Sequence, SequenceStatus
 __all__ = [
     "ACTION_STATUSES",
     "MAX_POINTS",
+    "ON_DOWNTIME",
     "ON_ERROR",
+    "ON_INTERRUPT",
     "ON_PAUSE",
     "POINT_STATUSES",
     "ActionRecord",
@@ -35,6 +45,7 @@ __all__ = [
     "SequenceArgumentError",
     "SequenceError",
     "SequenceHost",
+    "SequenceMismatchError",
     "SequenceStateError",
     "SequenceStatus",
     "Sequences",

@@ -21,9 +21,12 @@ from .._exceptions import UnknownActionError
 from ._errors import SequenceArgumentError
 
 __all__ = [
+    "ON_DOWNTIME",
     "ON_ERROR",
+    "ON_INTERRUPT",
     "ON_PAUSE",
     "Step",
+    "check_flag",
     "check_kwargs",
     "check_metadata",
     "check_name",
@@ -37,6 +40,10 @@ __all__ = [
 ON_ERROR: Final = ("skip_rest", "continue", "pause")
 #: What `resume` does with points that fell due while the sequence was paused.
 ON_PAUSE: Final = ("postpone", "catch_up", "skip")
+#: What a restart does with a point whose chain was running when the process died.
+ON_INTERRUPT: Final = ("skip", "rerun")
+#: What a restart does with points that fell due while no process ran the sequence.
+ON_DOWNTIME: Final = ON_PAUSE
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$")
 _json = msgspec.json.Encoder()
@@ -65,6 +72,13 @@ def check_policy(value: object, allowed: tuple[str, ...], what: str) -> str:
     """`value` if it is one of `allowed`."""
     if not isinstance(value, str) or value not in allowed:
         raise SequenceArgumentError(f"{what}={value!r} is not one of {list(allowed)}")
+    return value
+
+
+def check_flag(value: object, what: str) -> bool:
+    """`value` if it is True or False."""
+    if not isinstance(value, bool):
+        raise SequenceArgumentError(f"{what} must be True or False, got {value!r:.100}")
     return value
 
 

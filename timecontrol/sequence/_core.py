@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _kinds as k
-from ._point import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED, Point
+from ._point import CANCELLED, FAILED, INTERRUPTED, PENDING, SKIPPED, SUCCEEDED, Point
 
 if TYPE_CHECKING:
     from .._schedule import Intent
@@ -166,7 +166,7 @@ class SequenceCore:
         point._finished()
 
     def _counts(self) -> dict[str, int]:
-        counts = dict.fromkeys((SUCCEEDED, FAILED, SKIPPED, CANCELLED), 0)
+        counts = dict.fromkeys((SUCCEEDED, FAILED, SKIPPED, CANCELLED, INTERRUPTED), 0)
         for point in self._points.values():
             if point.status in counts:
                 counts[point.status] += 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .._exceptions import TimeControlError
 
-__all__ = ["PointNotFoundError", "SequenceArgumentError", "SequenceError", "SequenceStateError"]
+__all__ = ["PointNotFoundError", "SequenceArgumentError", "SequenceError", "SequenceMismatchError",
+           "SequenceStateError"]  # fmt: skip
 
 
 class SequenceError(TimeControlError):
@@ -23,3 +24,10 @@ class PointNotFoundError(SequenceError, LookupError):
 class SequenceStateError(SequenceError, RuntimeError):
     """A call that the sequence's (or the point's) current state does not allow, e.g. a manual
     trigger before `start`, resuming a sequence that is not paused, editing a point that ran."""
+
+
+class SequenceMismatchError(SequenceStateError):
+    """A re-declaration differs from the sequence of that name that the Log holds (its chain,
+    time points, kwargs or policies); the message names each difference. Nothing was changed
+    or recorded: pass ``replace=True`` (keep the progress, apply the new declaration) or
+    ``reset=True`` (start afresh)."""

@@ -10,9 +10,12 @@ from typing import Final
 
 from .._events import reserve_kind
 
-__all__ = ["ACTION", "ADDED", "CANCELLED", "EDITED", "FINISHED", "PAUSED", "POINT", "RESUMED",
-           "STARTED", "STARTING"]  # fmt: skip
+__all__ = ["ACTION", "ADDED", "ALL", "CANCELLED", "DECLARED", "EDITED", "FINISHED", "PAUSED",
+           "POINT", "REDECLARED", "RESTORED", "RESUMED", "STARTED", "STARTING"]  # fmt: skip
 
+DECLARED: Final = "sequence.declared"
+REDECLARED: Final = "sequence.redeclared"
+RESTORED: Final = "sequence.restored"
 STARTED: Final = "sequence.started"
 ADDED: Final = "sequence.point_added"
 EDITED: Final = "sequence.point_edited"
@@ -25,6 +28,9 @@ FINISHED: Final = "sequence.finished"
 CANCELLED: Final = "sequence.cancelled"
 
 for _name, _doc in (
+    (DECLARED, "a sequence was made (a new history begins); payload: its definition"),
+    (REDECLARED, "a re-declaration with replace=True changed it; payload: changes, definition"),
+    (RESTORED, "a new process resumed it from the Log; payload: interrupted, downtime policy"),
     (STARTED, "a sequence's timeline started; payload: start, points, actions, policies"),
     (ADDED, "a point was inserted or triggered by hand; payload: index, kind, offset, planned"),
     (EDITED, "a pending point's chain, kwargs or metadata changed; payload: index, changes"),
@@ -37,3 +43,7 @@ for _name, _doc in (
     (CANCELLED, "a sequence was cancelled; payload: reason, cancelled point indices"),
 ):
     reserve_kind(_name, _doc)
+
+#: Every kind a sequence writes (what a restore reads back).
+ALL: Final = (DECLARED, REDECLARED, RESTORED, STARTED, ADDED, EDITED, STARTING, ACTION, POINT,
+              PAUSED, RESUMED, FINISHED, CANCELLED)  # fmt: skip

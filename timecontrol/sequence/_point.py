@@ -10,7 +10,8 @@ import anyio
 from ._args import Step
 from ._records import ActionRecord, PointRecord, plain
 
-__all__ = ["CANCELLED", "DONE", "FAILED", "PENDING", "RUNNING", "SKIPPED", "SUCCEEDED", "Point"]
+__all__ = ["CANCELLED", "DONE", "FAILED", "INTERRUPTED", "PENDING", "RUNNING", "SKIPPED",
+           "SUCCEEDED", "Point"]  # fmt: skip
 
 PENDING: Final = "pending"
 RUNNING: Final = "running"
@@ -18,8 +19,10 @@ SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 SKIPPED: Final = "skipped"
 CANCELLED: Final = "cancelled"
+#: Its chain was running when the process died (recorded by the restart that found it).
+INTERRUPTED: Final = "interrupted"
 #: The statuses of a point that is over.
-DONE: Final = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED})
+DONE: Final = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED, INTERRUPTED})
 
 
 class Point:
@@ -87,7 +90,7 @@ class Point:
 
     @property
     def done(self) -> bool:
-        """True once it ran, was skipped or was cancelled."""
+        """True once it ran, was skipped, cancelled or interrupted (and not to run again)."""
         return self.status in DONE
 
     @property

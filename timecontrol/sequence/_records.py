@@ -20,7 +20,8 @@ __all__ = ["ACTION_STATUSES", "POINT_STATUSES", "ActionRecord", "PointRecord", "
 #: What became of one action of a point's chain.
 ACTION_STATUSES: Final = ("succeeded", "failed", "cancelled", "skipped")
 #: What became of a point: pending and running while it lives, then one of the others.
-POINT_STATUSES: Final = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
+POINT_STATUSES: Final = ("pending", "running", "succeeded", "failed", "skipped", "cancelled",
+                         "interrupted")  # fmt: skip
 
 
 _encode = msgspec.json.Encoder().encode
@@ -124,7 +125,7 @@ class PointRecord:
             the sequence started.
         started, completed: when its chain began and ended (None if it never ran).
         status: see `POINT_STATUSES`.
-        reason: why it failed, was skipped or cancelled ("" otherwise).
+        reason: why it failed, was skipped, cancelled or interrupted ("" otherwise).
         actions: one `ActionRecord` per action of its chain, in chain order.
         metadata: what was attached to it (a manual trigger's metadata, say).
         kwargs: its per-action keyword arguments (on top of the sequence's), as JSON.

@@ -17,7 +17,9 @@ from .._clock import to_timestamp
 from .._dispatch import jsonable
 from . import _kinds as k
 from ._args import (
+    ON_DOWNTIME,
     ON_ERROR,
+    ON_INTERRUPT,
     ON_PAUSE,
     Step,
     check_kwargs,
@@ -28,10 +30,11 @@ from ._args import (
     check_steps,
 )
 from ._core import CANCELLED_STATE, CREATED, FINISHED, PAUSED, RUNNING_STATE
+from ._definition import Definition
 from ._errors import PointNotFoundError, SequenceArgumentError, SequenceStateError
 from ._plan import offsets_of
 from ._point import CANCELLED, DONE, PENDING, SKIPPED, Point
-from ._records import PointRecord
+from ._records import PointRecord, plain
 from ._runner import Runner
 
 if TYPE_CHECKING:
@@ -86,6 +89,13 @@ class Sequence(Runner):
             ``catch_up`` (default, hein_control's: they run on resume, one after another),
             ``postpone`` (the rest of the timeline moves later by the pause's length) or
             ``skip`` (recorded as skipped).
+        on_interrupt: what a restart does with the point whose chain was running when the
+            process died (it is recorded ``interrupted`` either way): ``skip`` (default: it
+            does not run again, so that no action runs twice unasked) or ``rerun``.
+        on_downtime: what a restart does with the points that fell due while no process ran
+            the sequence: ``skip`` (default: recorded as skipped, the rest on time),
+            ``catch_up`` (they run at once, in order) or ``postpone`` (the timeline moves
+            later so that the first of them is due now).
     """
 
     def __init__(
@@ -98,12 +108,20 @@ class Sequence(Runner):
         kwargs: Mapping[str, Mapping[str, Any]] | None = None,
         on_error: str = "skip_rest",
         on_pause: str = "catch_up",
+        on_interrupt: str = "skip",
+        on_downtime: str = "skip",
     ) -> None:
         steps = check_steps(actions, host.actions, "actions")
         kw = check_kwargs(kwargs, (s.name for s in steps), "kwargs")
         check_policy(on_error, ON_ERROR, "on_error")
         check_policy(on_pause, ON_PAUSE, "on_pause")
+        self._on_interrupt = check_policy(on_interrupt, ON_INTERRUPT, "on_interrupt")
+        self._on_downtime = check_policy(on_downtime, ON_DOWNTIME, "on_downtime")
         offsets, self._bound_start = offsets_of(timepoints)
+        self._offsets = tuple(offsets)
+        self._epoch = 0  # the seq of its ``sequence.declared`` (0: not declared yet)
+        self._resumed = False  # rebuilt from the Log
+        self._start_called = False
         super().__init__(host, name, steps, kw, on_error, on_pause)
         for offset in offsets:
             self._new_point("planned", offset, 0.0, steps, {}, {})
@@ -134,6 +152,44 @@ class Sequence(Runner):
     def on_pause(self) -> str:
         """`resume`'s default policy: ``catch_up``, ``postpone`` or ``skip``."""
         return self._on_pause
+
+    @property
+    def on_interrupt(self) -> str:
+        """What a restart does with a point interrupted by the process's end: ``skip`` or
+        ``rerun``."""
+        return self._on_interrupt
+
+    @property
+    def on_downtime(self) -> str:
+        """What a restart does with points that fell due meanwhile: ``skip``, ``catch_up``
+        or ``postpone``."""
+        return self._on_downtime
+
+    @property
+    def resumed(self) -> bool:
+        """True if this sequence was rebuilt from the Log's history of its name (a
+        re-declaration): skip the set-up calls (`edit`, `insert`) a fresh one needs."""
+        return self._resumed
+
+    def _definition(self) -> Definition:
+        """Its declaration as the Log keeps it (the ``sequence.declared`` payload)."""
+        return Definition(
+            actions=self.actions,
+            offsets=self._offsets,
+            start=self._bound_start,
+            kwargs={name: plain(kw) for name, kw in self._kwargs.items()},
+            on_error=self._on_error,
+            on_pause=self._on_pause,
+            on_interrupt=self._on_interrupt,
+            on_downtime=self._on_downtime,
+        )
+
+    def _declare(self, reset_from: int | None = None) -> None:
+        """Begin its history in the Log (a new sequence, or ``reset=True``)."""
+        payload = self._definition().to_json()
+        if reset_from is not None:
+            payload["reset_from"] = reset_from
+        self._epoch = self._host.log._emit(k.DECLARED, self._name, payload).seq
 
     @property
     def start_time(self) -> datetime | None:
@@ -187,7 +243,8 @@ class Sequence(Runner):
     async def records(self) -> list[PointRecord]:
         """The summaries of the points that are over, read back from the Log, oldest first."""
         events = await self._host.log.query(kinds=k.POINT, subjects=self._name)
-        return [PointRecord.from_json(e.payload) for e in events]
+        epoch = self._epoch  # (its history only: not an earlier one of the same name)
+        return [PointRecord.from_json(e.payload) for e in events if e.seq > epoch]
 
     def __len__(self) -> int:
         return len(self._points)
@@ -205,7 +262,21 @@ class Sequence(Runner):
 
         `at`: the start (aware datetime or POSIX seconds; default now, or the time-point
         trigger's own start if it has one). Points already past run at once, in order.
+
+        A sequence `resumed` from the Log has its start already: the first call does
+        nothing (so that a program declares and starts its sequences the same way at every
+        start); an `at` other than the stored start is refused.
         """
+        if self._resumed and self._state != CREATED and not self._start_called:
+            self._start_called = True
+            if at is not None and to_timestamp(at, "at") != self._start:
+                self._start_called = False
+                raise SequenceStateError(
+                    f"sequence {self._name!r} resumed from the Log with its start "
+                    f"{self.start_time}; start(at={at!r}) cannot move it (re-declare with "
+                    "reset=True to start afresh)"
+                )
+            return
         if self._state != CREATED:
             raise SequenceStateError(
                 f"sequence {self._name!r} is {self._state}; start() starts a created sequence once"
@@ -377,6 +448,7 @@ class Sequence(Runner):
                 "planned": point.planned,
                 "relative_to": relative_to,
                 "actions": list(point.actions),
+                "kwargs": {name: jsonable(v) for name, v in point.kwargs.items()},
                 "metadata": point.metadata,
             },
         )
