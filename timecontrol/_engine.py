@@ -168,6 +168,7 @@ class Engine:
         on_pause: str = "catch_up",
         on_interrupt: str = "skip",
         on_downtime: str = "skip",
+        downtime_grace: float = 60.0,
         replace: bool = False,
         reset: bool = False,
     ) -> Sequence:
@@ -177,11 +178,13 @@ class Engine:
         `on_error`: ``skip_rest``, ``continue`` or ``pause``; `on_pause` (what `resume` does
         with points due while paused): ``catch_up``, ``postpone`` or ``skip``. Re-declaring
         a `name` whose history the store holds resumes it (`on_interrupt`: ``skip`` or
-        ``rerun``; `on_downtime`: ``skip``, ``catch_up`` or ``postpone``; a different
+        ``rerun``; `on_downtime`: ``skip``, ``catch_up`` or ``postpone``, for points due
+        more than `downtime_grace` seconds before the restart (those within it run); a different
         declaration needs ``replace=True`` or ``reset=True``). See docs/sequences.md."""
         return self._sequences.create(
             actions, timepoints, name=name, kwargs=kwargs, on_error=on_error, on_pause=on_pause,
-            on_interrupt=on_interrupt, on_downtime=on_downtime, replace=replace, reset=reset,
+            on_interrupt=on_interrupt, on_downtime=on_downtime, downtime_grace=downtime_grace,
+            replace=replace, reset=reset,
         )  # fmt: skip
 
     @property

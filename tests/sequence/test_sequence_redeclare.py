@@ -42,6 +42,7 @@ def _first(path: Path, backend: str) -> None:
         ({"kwargs": {"sample": {"volume_ul": 1}}},
          "kwargs: stored {}, declared {'sample': {'volume_ul': 1}}"),
         ({"on_interrupt": "rerun"}, "on_interrupt: stored 'skip', declared 'rerun'"),
+        ({"downtime_grace": 5}, "downtime_grace: stored 60.0, declared 5.0"),
     ],
 )  # fmt: skip
 def test_a_different_declaration_is_refused_without_a_trace(
@@ -196,7 +197,11 @@ async def test_bad_flags_are_refused() -> None:
         lab.engine.sequence(["sample"], name="k", on_interrupt="again")
     with pytest.raises(SequenceArgumentError, match="on_downtime='later' is not one of"):
         lab.engine.sequence(["sample"], name="k", on_downtime="later")
+    for grace in (-1, float("nan"), "60", True):
+        with pytest.raises(SequenceArgumentError, match="downtime_grace="):
+            lab.engine.sequence(["sample"], name="k", downtime_grace=grace)  # type: ignore[arg-type]
     assert lab.engine.log.recent(subjects="k") == []
+    assert list(lab.engine.sequences) == []
 
 
 def _event(seq: int, kind: str, payload: dict[str, Any], wall: float = T0) -> Event:

@@ -87,7 +87,7 @@ def test_a_restart_resumes_the_timeline_with_its_edits(tmp_path: Path, backend: 
     assert [c[2]["volume_ul"] for c in lab.calls if c[0] == "sample"] == [20.0, 5.0, 20.0]
     restored = [e.payload for e in stored(path, "k") if e.kind == "sequence.restored"]
     assert restored == [{"interrupted": None, "rerun": False, "last_event": T0 + 222,
-                         "policy": "skip", "skipped": []}]  # fmt: skip
+                         "policy": "skip", "skipped": [], "caught_up": []}]  # fmt: skip
 
 
 @BACKENDS
@@ -147,23 +147,38 @@ def test_a_point_running_at_the_crash_is_recorded_interrupted(
     assert finished[-1]["interrupted"] == (0 if policy == "rerun" else 1)
 
 
+SUCC, SKIP = "succeeded", "skipped"
+
+
 @BACKENDS
 @pytest.mark.parametrize(
-    ("policy", "times", "statuses"),
+    ("policy", "grace", "times", "statuses", "expected"),
     [
-        ("skip", [400, 500], ["succeeded", "skipped", "skipped", "succeeded", "succeeded"]),
-        ("catch_up", [350, 352, 400, 500], ["succeeded"] * 5),
-        ("postpone", [350, 450, 550, 650], ["succeeded"] * 5),
+        # Down from 150 to 350: 200 fell due 150 s before the restart, 300 only 50 s before.
+        ("skip", 60, [350, 400, 500], [SUCC, SKIP, SUCC, SUCC, SUCC],
+         {"skipped": [1], "caught_up": [2]}),
+        ("skip", 0, [400, 500], [SUCC, SKIP, SKIP, SUCC, SUCC],
+         {"skipped": [1, 2], "caught_up": []}),
+        ("catch_up", 60, [350, 352, 400, 500], [SUCC] * 5, {"caught_up": [1, 2]}),
+        ("postpone", 60, [350, 450, 550, 650], [SUCC] * 5, {"shifted": [1, 2, 3, 4], "by": 150.0}),
+        ("postpone", 200, [350, 352, 400, 500], [SUCC] * 5,
+         {"shifted": [], "by": 0.0, "caught_up": [1, 2]}),
     ],
-)
+)  # fmt: skip
 def test_points_due_while_down_follow_on_downtime(
-    tmp_path: Path, backend: str, policy: str, times: list[float], statuses: list[str]
+    tmp_path: Path,
+    backend: str,
+    policy: str,
+    grace: float,
+    times: list[float],
+    statuses: list[str],
+    expected: dict[str, object],
 ) -> None:
     path = tmp_path / "lab.sqlite"
 
     def make(lab: Lab) -> Sequence:
         return lab.engine.sequence(["sample"], [100, 200, 300, 400, 500], name="d",
-                                   on_downtime=policy)  # fmt: skip
+                                   on_downtime=policy, downtime_grace=grace)  # fmt: skip
 
     async def first() -> None:
         lab = Lab(tc.Engine(store=path))
@@ -174,7 +189,7 @@ def test_points_due_while_down_follow_on_downtime(
     at(0, first, backend)
 
     async def second() -> tuple[list[float], list[str]]:
-        lab = Lab(tc.Engine(store=path))  # down from 150 to 350: 200 and 300 fell due
+        lab = Lab(tc.Engine(store=path))
         seq = make(lab)
         async with lab.engine:
             await seq.join()
@@ -182,13 +197,17 @@ def test_points_due_while_down_follow_on_downtime(
 
     assert at(350, second, backend) == (times, statuses)
     restored = next(e.payload for e in stored(path, "d") if e.kind == "sequence.restored")
-    expected = {
-        "skip": {"skipped": [1, 2]},
-        "catch_up": {"caught_up": [1, 2]},
-        "postpone": {"shifted": [1, 2, 3, 4], "by": 150.0},
-    }[policy]
     assert restored == {"interrupted": None, "rerun": False, "last_event": T0 + 102,
                         "policy": policy, **expected}  # fmt: skip
+
+
+def test_histories_declared_before_the_grace_existed_keep_no_grace() -> None:
+    # A sequence.declared payload without the field reads as grace 0 (what it meant then).
+    from timecontrol.sequence._definition import Definition
+
+    old = {"actions": ["sample"], "offsets": [1.0], "on_downtime": "skip"}
+    assert Definition.from_json(old).downtime_grace == 0.0
+    assert Definition.from_json({**old, "downtime_grace": 60}).downtime_grace == 60.0
 
 
 @BACKENDS

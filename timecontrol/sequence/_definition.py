@@ -4,7 +4,7 @@ payload), and how a re-declaration is compared with it.
 A restart rebuilds a sequence from its Log events only, so the definition holds everything
 that the declaration gave: the chain's action names (functions are given again at
 re-declaration, never imported from a name the store supplies), the planned offsets, the
-time points' own start, the kwargs as JSON, and the four policies.
+time points' own start, the kwargs as JSON, the four policies and the downtime grace.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Definition:
     on_pause: str
     on_interrupt: str
     on_downtime: str
+    downtime_grace: float = 60.0
 
     def to_json(self) -> dict[str, Any]:
         """The ``sequence.declared`` payload."""
@@ -45,6 +46,7 @@ class Definition:
             "on_pause": self.on_pause,
             "on_interrupt": self.on_interrupt,
             "on_downtime": self.on_downtime,
+            "downtime_grace": self.downtime_grace,
         }
 
     @classmethod
@@ -60,6 +62,9 @@ class Definition:
             on_pause=d.get("on_pause", "catch_up"),
             on_interrupt=d.get("on_interrupt", "skip"),
             on_downtime=d.get("on_downtime", "skip"),
+            # Histories declared before the grace existed had none: a point due a moment
+            # before the restart followed `on_downtime`, so they keep that reading.
+            downtime_grace=float(d.get("downtime_grace", 0.0)),
         )
 
     def changes(self, declared: Definition) -> dict[str, list[Any]]:

@@ -56,6 +56,7 @@ class Sequences:
         on_pause: str = "catch_up",
         on_interrupt: str = "skip",
         on_downtime: str = "skip",
+        downtime_grace: float = 60.0,
         replace: bool = False,
         reset: bool = False,
     ) -> Sequence:
@@ -92,6 +93,7 @@ class Sequences:
             on_pause=on_pause,
             on_interrupt=on_interrupt,
             on_downtime=on_downtime,
+            downtime_grace=downtime_grace,
         )
         events = history(self._host.log, name)
         if not events or reset:

@@ -196,13 +196,16 @@ class Restore:
         pending = [p for p in seq.points() if p.status == PENDING and p.index != rerun]
         overdue = [p for p in pending if p.planned is not None and p.planned <= now]
         policy = seq._on_downtime
+        # Points due within the grace run now, late, whatever the policy (a quick restart).
+        late = [p.index for p in overdue if now - (p.planned or 0.0) <= seq._downtime_grace]
+        overdue = [p for p in overdue if p.index not in late]
         if policy == "catch_up":
-            return {"caught_up": [p.index for p in overdue]}
+            return {"caught_up": sorted(late + [p.index for p in overdue])}
         if policy == "skip":
-            return {"skipped": [p.index for p in overdue]}
+            return {"skipped": [p.index for p in overdue], "caught_up": late}
         timeline = [p for p in overdue if not p.manual]
         if not timeline:
-            return {"shifted": [], "by": 0.0}
+            return {"shifted": [], "by": 0.0, "caught_up": late}
         since = min(p.planned or 0.0 for p in timeline)
         by = now - since
         moved = [p for p in pending if not p.manual and (p.planned or 0.0) >= since]

@@ -96,6 +96,10 @@ class Sequence(Runner):
             the sequence: ``skip`` (default: recorded as skipped, the rest on time),
             ``catch_up`` (they run at once, in order) or ``postpone`` (the timeline moves
             later so that the first of them is due now).
+        downtime_grace: seconds (default 60): points that fell due no longer than this
+            before a restart run at once, late, whatever `on_downtime` says, so that a quick
+            restart (a service manager's, an upgrade's) loses no sample; 0 applies
+            `on_downtime` to every point that fell due.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Sequence(Runner):
         on_pause: str = "catch_up",
         on_interrupt: str = "skip",
         on_downtime: str = "skip",
+        downtime_grace: float = 60.0,
     ) -> None:
         steps = check_steps(actions, host.actions, "actions")
         kw = check_kwargs(kwargs, (s.name for s in steps), "kwargs")
@@ -117,6 +122,7 @@ class Sequence(Runner):
         check_policy(on_pause, ON_PAUSE, "on_pause")
         self._on_interrupt = check_policy(on_interrupt, ON_INTERRUPT, "on_interrupt")
         self._on_downtime = check_policy(on_downtime, ON_DOWNTIME, "on_downtime")
+        self._downtime_grace = check_seconds(downtime_grace, "downtime_grace")
         offsets, self._bound_start = offsets_of(timepoints)
         self._offsets = tuple(offsets)
         self._epoch = 0  # the seq of its ``sequence.declared`` (0: not declared yet)
@@ -182,6 +188,7 @@ class Sequence(Runner):
             on_pause=self._on_pause,
             on_interrupt=self._on_interrupt,
             on_downtime=self._on_downtime,
+            downtime_grace=self._downtime_grace,
         )
 
     def _declare(self, reset_from: int | None = None) -> None:
