@@ -272,7 +272,7 @@ def test_hooks_survive_a_restart_and_old_readers_see_version_1(tmp_path: Path) -
         engine.add_job("measure", Every(60.0, t0), id="hooked", **HOOKED, retention=86400.0)
         engine.add_job("measure", Every(60.0, t0), id="plain")
         async with engine:
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # virtual time
         await engine.scheduler.aclose()
 
     VirtualClock(START).run(first)

@@ -122,7 +122,7 @@ def test_per_job_retention_and_scheduler_default(tmp_path: Path, backend: str) -
         engine.add_job("sample", Every(6 * HOUR, T0), id="short", retention=timedelta(days=1))
         engine.add_job("sample", Every(6 * HOUR, T0), id="long", retention=10 * DAY)
         async with engine:
-            await anyio.sleep(6 * DAY + 10)
+            await anyio.sleep(6 * DAY + 10)  # virtual time
             kept = {j: len(await sched.history(j)) for j in ("default", "short", "long")}
             totals = {j: (await sched.job_stats(j)).total for j in ("default", "short", "long")}
         await sched.aclose()
@@ -190,7 +190,7 @@ def test_executions_by_id(tmp_path: Path, backend: str, store: bool) -> None:
         engine.add_job("sample", Every(60.0, T0), id="a")
         engine.add_job("sample", Every(70.0, T0), id="b", kwargs={"fail": True})
         async with engine:
-            await anyio.sleep(200)
+            await anyio.sleep(200)  # virtual time
             records = await sched.history()
             for record in records:
                 assert record.id == record.seq
@@ -230,12 +230,13 @@ async def test_running_today_upcoming_and_history_figures() -> None:
     engine.add_job("sample", Every(1500.0, t0), id="b", kwargs={"fail": True})
     engine.add_job("sample", Every(60.0, t0), id="off", enabled=False)
     async with engine:
-        await anyio.sleep(1800 + 1)  # 23:30:01; today started at midnight (UTC) 23 h ago
+        # 23:30:01; today started at midnight (UTC) 23 h ago
+        await anyio.sleep(1800 + 1)  # virtual time
         assert sched.running() == {"slow": 1}
         stats = await sched.stats(upcoming=4)
         astats = await sched.job_stats("a")
         bstats = await sched.job_stats("b")
-        await anyio.sleep(3600)  # past midnight: a new day
+        await anyio.sleep(3600)  # past midnight: a new day (virtual time)
         tomorrow = await sched.stats()
     assert stats.running == 1
     assert stats.today == {"success": 1, "failure": 1}  # a at 23:20, b at 23:25
@@ -292,7 +293,7 @@ def test_totals_table_is_plain_sql(tmp_path: Path, backend: str) -> None:
         engine.add_job("sample", Every(HOUR, T0), id="h")
         engine.add_job("sample", Every(2 * HOUR, T0), id="f", kwargs={"fail": True})
         async with engine:
-            await anyio.sleep(10 * HOUR + 1)
+            await anyio.sleep(10 * HOUR + 1)  # virtual time
             await engine.scheduler.purge_history(HOUR * 5)
         await engine.scheduler.aclose()
 

@@ -97,7 +97,7 @@ async def test_a_start_in_the_past_catches_up_in_order() -> None:
     lab = Lab()
     seq = lab.engine.sequence(["sample"], [10, 20, 400])
     async with lab.engine:
-        await anyio.sleep(100)
+        await anyio.sleep(100)  # virtual time
         seq.start(at=T0)  # 10 and 20 are past: they run now, one after the other
         await seq.join()
     assert lab.times("sample") == [100, 102, 400]

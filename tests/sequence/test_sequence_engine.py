@@ -20,9 +20,9 @@ async def test_a_stop_cancels_the_running_point_and_a_restart_goes_on() -> None:
     seq = lab.engine.sequence(["sample", "analyse"], [100, 200, 300])
     async with lab.engine:
         seq.start()
-        await anyio.sleep(110)
+        await anyio.sleep(110)  # virtual time
     assert seq.point(0).status == "cancelled"
-    await anyio.sleep(100)  # stopped: 200 falls due, nothing runs
+    await anyio.sleep(100)  # stopped: 200 falls due, nothing runs (virtual time)
     assert lab.times("sample") == [100]
     async with lab.engine:
         await seq.join()
@@ -55,7 +55,7 @@ async def test_a_sequence_started_before_the_engine_runs_when_it_starts() -> Non
     lab = Lab()
     seq = lab.engine.sequence(["sample"], [100, 200])
     seq.start()  # the timeline starts now; dispatch begins with the engine
-    await anyio.sleep(150)
+    await anyio.sleep(150)  # virtual time
     assert lab.times("sample") == []
     async with lab.engine:
         await seq.join()

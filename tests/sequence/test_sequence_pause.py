@@ -15,7 +15,7 @@ async def _paused_from_150_to_320(lab: Lab, policy: str) -> dict[str, object]:
     seq = lab.engine.sequence(["sample"], POINTS, name="s")
     async with lab.engine:
         seq.start()
-        await anyio.sleep(150)
+        await anyio.sleep(150)  # virtual time
         seq.pause("refill the solvent")
         assert seq.state == "paused"
         await anyio.sleep(170)  # 200 and 300 fall due meanwhile; virtual time
@@ -68,7 +68,7 @@ async def test_the_default_policy_is_the_sequences_own() -> None:
     async with lab.engine:
         seq.start()
         seq.pause()
-        await anyio.sleep(50)
+        await anyio.sleep(50)  # virtual time
         assert seq.resume()["policy"] == "postpone"
         await seq.join()
     assert lab.times("sample") == [150, 250]
@@ -81,10 +81,10 @@ async def test_a_manual_trigger_runs_while_paused() -> None:
     async with lab.engine:
         seq.start()
         seq.pause()
-        await anyio.sleep(10)
+        await anyio.sleep(10)  # virtual time
         record = await seq.trigger({"by": "operator"}).wait()
         assert record.started == T0 + 10
-        await anyio.sleep(200)
+        await anyio.sleep(200)  # virtual time
         assert lab.times("sample") == [10]  # the planned point waits for resume
         seq.resume("catch_up")
         await seq.join()
@@ -111,9 +111,9 @@ async def test_the_engines_gate_holds_points_and_they_run_on_release() -> None:
     seq = lab.engine.sequence(["sample"], [100, 200, 300])
     async with lab.engine:
         seq.start()
-        await anyio.sleep(150)
+        await anyio.sleep(150)  # virtual time
         lab.engine.hold_dispatch("maintenance")
-        await anyio.sleep(200)  # 200 and 300 fall due behind the gate
+        await anyio.sleep(200)  # 200 and 300 fall due behind the gate (virtual time)
         assert lab.times("sample") == [100]
         lab.engine.release_dispatch("maintenance")
         await seq.join()
@@ -126,9 +126,9 @@ async def test_panic_cancels_the_running_chain_and_holds_the_rest() -> None:
     seq = lab.engine.sequence(["sample", "analyse"], [100, 200, 300])
     async with lab.engine:
         seq.start()
-        await anyio.sleep(110)  # analyse of point 0 is running
+        await anyio.sleep(110)  # analyse of point 0 is running (virtual time)
         lab.engine.panic()
-        await anyio.sleep(300)
+        await anyio.sleep(300)  # virtual time
         assert lab.times("sample") == [100]
         lab.engine.all_is_well()
         await seq.join()
@@ -147,12 +147,12 @@ async def test_cancel_ends_the_sequence_after_the_running_action() -> None:
     seq = lab.engine.sequence(["sample", "analyse"], [100, 200, 300])
     async with lab.engine:
         seq.start()
-        await anyio.sleep(101)  # sample of point 0 runs until 102
+        await anyio.sleep(101)  # sample of point 0 runs until 102 (virtual time)
         assert seq.cancel("aborted by operator") == 2
         assert seq.cancel() == 0  # already over
         await seq.join()
         assert lab.engine.clock.time() == T0 + 102
-        await anyio.sleep(500)
+        await anyio.sleep(500)  # virtual time
     assert lab.times("sample") == [100]
     assert lab.times("analyse") == []
     assert [p.status for p in seq.points()] == ["cancelled"] * 3
@@ -168,7 +168,7 @@ async def test_status_progress_and_repr() -> None:
     seq = lab.engine.sequence(["sample"], [100, 200, 300, 400], name="k")
     async with lab.engine:
         seq.start()
-        await anyio.sleep(201)
+        await anyio.sleep(201)  # virtual time
         status = seq.status
         assert (status.state, status.points, status.done, status.remaining) == ("running", 4, 1, 2)
         assert status.running == 1

@@ -99,7 +99,7 @@ async def test_a_manual_trigger_waits_for_the_running_point_and_takes_no_planned
     seq = lab.engine.sequence(["sample", "analyse"], tc.timepoints.block(3, 100))
     async with lab.engine:
         seq.start()
-        await anyio.sleep(105)  # point 0 (at 100) is running until 132
+        await anyio.sleep(105)  # point 0 (at 100) is running until 132 (virtual time)
         manual = seq.trigger(
             {"why": "colour change"}, append=["flush"], kwargs={"sample": {"volume_ul": 1.0}}
         )
@@ -126,7 +126,7 @@ async def test_inserting_points_while_running() -> None:
     seq = lab.engine.sequence(["sample"], tc.timepoints.block(3, 100))
     async with lab.engine:
         seq.start()
-        await anyio.sleep(150)
+        await anyio.sleep(150)  # virtual time
         a = seq.insert(250)  # from the start
         b = seq.insert(10, after=1)  # 10 s after point 1 (at 200)
         c = seq.insert(-20, after=2, actions=["flush"])  # 20 s before point 2 (at 300)
@@ -161,7 +161,7 @@ async def test_a_finished_sequence_takes_a_manual_point_and_finishes_again() -> 
         seq.start()
         await seq.join()
         assert seq.state == "finished"
-        await anyio.sleep(50)
+        await anyio.sleep(50)  # virtual time
         seq.trigger()
         assert seq.state == "running"
         await seq.join()

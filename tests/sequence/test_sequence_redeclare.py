@@ -25,7 +25,7 @@ def _first(path: Path, backend: str) -> None:
         seq = lab.engine.sequence(["sample"], [100, 200, 300], name="k")
         async with lab.engine:
             seq.start()
-            await anyio.sleep(150)
+            await anyio.sleep(150)  # virtual time
 
     at(0, first, backend)
 
@@ -64,7 +64,7 @@ def test_a_different_declaration_is_refused_without_a_trace(
         assert "reset=True" in text
         assert "k" not in lab.engine.sequences
         async with lab.engine:
-            await anyio.sleep(500)
+            await anyio.sleep(500)  # virtual time
         assert lab.calls == []
 
     at(160, second, backend)

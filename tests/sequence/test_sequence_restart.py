@@ -46,16 +46,16 @@ def test_a_restart_resumes_the_timeline_with_its_edits(tmp_path: Path, backend: 
         assert not seq.resumed
         async with lab.engine:
             seq.start()
-            await anyio.sleep(150)
+            await anyio.sleep(150)  # virtual time
             seq.insert(50, after=1, metadata={"extra": True})  # point 4 at 250
             seq.edit(2, append=["flush"], kwargs={"sample": {"volume_ul": 5.0}})
-            await anyio.sleep(10)
+            await anyio.sleep(10)  # virtual time
             seq.trigger({"why": "colour"})  # point 5, manual, runs at 160
-            await anyio.sleep(10)
+            await anyio.sleep(10)  # virtual time
             seq.pause("refill")
-            await anyio.sleep(20)
+            await anyio.sleep(20)  # virtual time
             assert seq.resume("postpone")["shifted"] == [1, 4, 2, 3]  # 20 s later
-            await anyio.sleep(40)  # stopped at 230, after point 1 ran (220)
+            await anyio.sleep(40)  # stopped at 230, after point 1 ran (220) (virtual time)
         return lab.times("sample")
 
     assert at(0, first, backend) == [100, 160, 220]
@@ -108,7 +108,8 @@ def test_a_point_running_at_the_crash_is_recorded_interrupted(
         seq = make(lab)
         async with lab.engine:
             seq.start()
-            await anyio.sleep(215)  # point 1: sample ran 200-202, analyse runs 202-232
+            # point 1: sample ran 200-202, analyse runs 202-232
+            await anyio.sleep(215)  # virtual time
             await crash(lab.engine, store)
         assert lab.times("analyse") == [102, 202]
 
@@ -184,7 +185,7 @@ def test_points_due_while_down_follow_on_downtime(
         lab = Lab(tc.Engine(store=path))
         make(lab).start()
         async with lab.engine:
-            await anyio.sleep(150)
+            await anyio.sleep(150)  # virtual time
 
     at(0, first, backend)
 
@@ -219,7 +220,7 @@ def test_a_paused_sequence_stays_paused_across_a_restart(tmp_path: Path, backend
         seq = declare(lab)
         async with lab.engine:
             seq.start()
-            await anyio.sleep(150)
+            await anyio.sleep(150)  # virtual time
             seq.pause("night")
 
     at(0, first, backend)
@@ -229,7 +230,7 @@ def test_a_paused_sequence_stays_paused_across_a_restart(tmp_path: Path, backend
         seq = declare(lab)
         assert (seq.state, seq.status.paused_at) == ("paused", T0 + 150)
         async with lab.engine:
-            await anyio.sleep(100)
+            await anyio.sleep(100)  # virtual time
             assert lab.times("sample") == []  # paused: the timeline waits
             payload = seq.resume("postpone")  # paused 150 -> 450 (the downtime included)
             await seq.join()
@@ -261,7 +262,7 @@ def test_a_point_whose_actions_all_ended_is_not_interrupted(
         seq = make(lab)
         async with lab.engine:
             seq.start()
-            await anyio.sleep(250)
+            await anyio.sleep(250)  # virtual time
             await crash(lab.engine, store)
 
     at(0, first, backend)
