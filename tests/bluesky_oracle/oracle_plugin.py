@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -190,3 +191,29 @@ def _short_error(report: pytest.TestReport) -> str:
     if crash is not None:
         return str(crash.message).splitlines()[0][:300] if crash.message else ""
     return str(report.longrepr).strip().splitlines()[-1][:300]
+
+
+#: The session's exit status, for `pytest_unconfigure`.
+_EXIT_STATUS = [0]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the exit status."""
+    _EXIT_STATUS[0] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Under ``run_oracle.py``, leave at once when pytest is done, without waiting for
+    non-daemon threads that tests left behind.
+
+    ``test_suspenders.py::test_suspender_plans_async_signal`` starts ``threading.Timer``s that
+    set a signal on the run engine's loop 0.5 s later; the test ends (and its fixture closes
+    the run engine) first, so the late timer waits forever on a loop that is gone, with
+    bluesky's RunEngine as with ours, and the interpreter never exits. Every outcome is in
+    the report by now.
+    """
+    if REPORT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[0])

@@ -219,7 +219,7 @@ async def test_custom_commands_and_plan_subscriptions() -> None:
         re.register_command("shout", shout)
         re.register_command("echo", lambda msg: msg.kwargs["x"])
         assert "shout" in re.commands
-        assert "_wait_for_suspenders" not in re.commands
+        assert "_resume_from_suspender" not in re.commands
         with pytest.raises(ValueError, match="command name"):
             re.register_command("_private", shout)
 

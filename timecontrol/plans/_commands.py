@@ -15,7 +15,7 @@ bundle a read only reads, as bluesky's own run engine does.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import anyio
@@ -27,9 +27,14 @@ from ._documents import OpenRun, new_uid
 from ._errors import IllegalMessageSequence, PlanArgumentError, StatusFailed
 from ._records import CommandHandler, obj_name
 from ._state import RunState
+from ._status_watch import watch_failure
 from ._suspenders import Suspender
 
-__all__ = ["CommandHandlers", "configuration_of", "read_together"]
+__all__ = ["SUSPENSION_WAIT", "CommandHandlers", "configuration_of", "read_together"]
+
+#: What a suspension's ``wait_for`` message waits for: the suspenders to clear (bluesky's
+#: suspension waits with a ``wait_for`` message too).
+SUSPENSION_WAIT: Any = object()
 
 _S = RunState
 
@@ -40,6 +45,7 @@ class _TaskStatus:
     def __init__(self) -> None:
         self._done = anyio.Event()
         self._exc: BaseException | None = None
+        self._callbacks: list[Callable[[_TaskStatus], Any]] = []
         self.value: Any = None
 
     async def run(self, coro: Awaitable[Any]) -> None:
@@ -52,10 +58,29 @@ class _TaskStatus:
             self._exc = exc
         finally:
             self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback(self)
 
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def success(self) -> bool:
+        """True once finished without an error (bluesky's Status interface)."""
+        return self._done.is_set() and self._exc is None
+
+    def exception(self, timeout: float | None = 0.0) -> BaseException | None:
+        """Why it failed (None if it succeeded or is still running)."""
+        return self._exc
+
+    def add_callback(self, callback: Callable[[_TaskStatus], Any]) -> None:
+        """Call ``callback(self)`` when it finishes (at once if it has)."""
+        if self._done.is_set():
+            callback(self)
+        else:
+            self._callbacks.append(callback)
 
     async def wait(self) -> Any:
         await self._done.wait()
@@ -144,9 +169,33 @@ class CommandHandlers(RunCore):
             "remove_suspender": self._cmd_remove_suspender,
             "subscribe": self._cmd_subscribe,
             "unsubscribe": self._cmd_unsubscribe,
-            "_wait_for_suspenders": self._cmd_wait_for_suspenders,
-            "_resume_from_suspension": self._cmd_resume_from_suspension,
+            "_start_suspender": self._cmd_null,
+            "_resume_from_suspender": self._cmd_resume_from_suspender,
         }
+
+    def _join_group(self, group: Any, status: Any) -> None:
+        """Add `status` to `group` (for ``wait``) and watch it for a failure (bluesky throws
+        it into the plan even if the plan never waits)."""
+        self._groups.setdefault(group, []).append(status)
+        if status is not None:
+            replay = self._replay
+            watch_failure(
+                status, self._handle, lambda st, exc: self._status_failed(replay, st, exc)
+            )
+
+    def _status_failed(self, replay: Any, status: Any, error: BaseException) -> None:
+        """A grouped status failed: thrown into the plan at its next message, if the plan
+        that started it is still running (not pausing, suspended, ending or over) and no
+        ``wait`` has raised it already."""
+        if replay is not self._replay or not replay.frames or self._state is not _S.RUNNING:
+            return
+        if id(status) not in self._failures_raised:
+            self._status_failures.setdefault(id(status), error)
+
+    def _failure_raised(self, status: Any) -> None:
+        """A ``wait`` raised (or covered) the failure of `status`: not thrown again."""
+        self._failures_raised[id(status)] = status
+        self._status_failures.pop(id(status), None)
 
     def _adopt(self, status: Any) -> Any:
         """A coroutine returned by a device starts now, as a task of this drive."""
@@ -169,7 +218,7 @@ class CommandHandlers(RunCore):
         status = self._adopt(obj.set(*msg.args, **kwargs))
         self._movables[id(obj)] = obj
         self._seen[id(obj)] = obj
-        self._groups.setdefault(group, []).append(status)
+        self._join_group(group, status)
         return status
 
     def _cmd_trigger(self, msg: Any) -> Any:
@@ -177,7 +226,7 @@ class CommandHandlers(RunCore):
         group = msg.kwargs.get("group")
         status = self._adopt(obj.trigger())
         self._seen[id(obj)] = obj
-        self._groups.setdefault(group, []).append(status)
+        self._join_group(group, status)
         return status
 
     async def _cmd_read(self, msg: Any) -> Any:
@@ -231,7 +280,7 @@ class CommandHandlers(RunCore):
         group and 'wait' waits for it; without, it is waited for here."""
         result = self._adopt(method())
         if "group" in msg.kwargs:
-            self._groups.setdefault(msg.kwargs["group"], []).append(result)
+            self._join_group(msg.kwargs["group"], result)
             return result
         return await await_status(result)
 
@@ -337,7 +386,11 @@ class CommandHandlers(RunCore):
                 self._emit("descriptor", descriptor, run.uid)
         else:
             run.descriptor(name, objs, {}, now)  # checks the same devices
+        await self._save_assets(run, name, objs)
         self._emit("event", run.event(name, read, now), run.uid)
+
+    async def _save_assets(self, run: OpenRun, stream: str, objs: list[Any]) -> None:
+        """Hook: the external assets of an event's devices (`._collect` implements it)."""
 
     def _cmd_drop(self, msg: Any) -> None:
         run = self._run_for(msg)
@@ -356,12 +409,17 @@ class CommandHandlers(RunCore):
         token = self._add_subscriber(callback, name)
         self._temp_subscriptions.append(token)
         self._reset_checkpoint()
-        return token
+        view = self._token_view
+        return token if view is None else view.outward(token)
 
     def _cmd_unsubscribe(self, msg: Any) -> None:
         # bluesky's stub: Msg("unsubscribe", None, token=t); older plans: the token in args
         token = msg.kwargs.get("token", msg.args[0] if msg.args else msg.obj)
-        self._subscribers.pop(token, None)
+        view = self._token_view
+        if view is not None:
+            token = view.inward(token)
+        if token is not None:
+            self._subscribers.pop(token, None)
         self._reset_checkpoint()
 
     # -- suspenders --------------------------------------------------------------------------
@@ -403,15 +461,15 @@ class CommandHandlers(RunCore):
             if not any(s.check() for s in self._all_suspenders()):
                 return True
 
-    async def _cmd_resume_from_suspension(self, msg: Any) -> None:
-        replay, result_to = msg.args
+    async def _cmd_resume_from_suspender(self, msg: Any) -> None:
+        # The suspension is over: the post-plan, then the replay (already on the stack) run.
+        (replayed,) = msg.args
         if self._state is _S.SUSPENDING:
             self._set_state(_S.RUNNING)
         await self._resume_seen_devices()
-        self._replay.replay(replay, result_to)
-        self._record("plan.rewound", self._plan_uid, {"messages": len(replay)})
+        self._record("plan.rewound", self._plan_uid, {"messages": replayed})
         if any(s.tripped for s in self._all_suspenders()):
-            self._raise(SUSPEND, cancel=False)  # another one tripped during the post-plan
+            self._raise(SUSPEND, cancel=False)  # another one tripped meanwhile
 
 
 def _stageable(obj: Any) -> bool:

@@ -34,7 +34,14 @@ from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._host import PlanHost
 from ._loop import LoopHandle
 from ._metadata import MetadataHooks
-from ._records import CommandHandler, DocumentCallback, RunResult, jsonable, obj_name
+from ._records import (
+    CommandHandler,
+    DocumentCallback,
+    RunResult,
+    TokenNumbering,
+    jsonable,
+    obj_name,
+)
 from ._replay import ReplayStack
 from ._sigint import SigintCounter
 from ._state import RunState, check_transition
@@ -116,8 +123,7 @@ class RunCore(MetadataHooks):
         self._sigint = SigintCounter()
         self._panic_return = _S.IDLE
         self._panic_cleared = False
-        self._driving = False
-        self._drive_done: anyio.Event | None = None
+        self._setup_drive()
         #: the result of the latest run/resume/stop (what stop() hands to other tasks)
         self._last_result: RunResult | None = None
         self._rewindable_default = rewindable
@@ -136,6 +142,22 @@ class RunCore(MetadataHooks):
         self._setup_metadata_hooks()
         self._reset_plan()
 
+    def _setup_drive(self) -> None:
+        """What lives across drives and plans (part of `_setup`)."""
+        self._driving = False
+        self._drive_done: anyio.Event | None = None
+        # The state a drive ended in (idle, paused), recorded once its tasks are gone.
+        self._settle: RunState | None = None
+        # Called with (generator, error) when closing a plan's generator fails
+        # (`SyncRunEngine` prints bluesky's message).
+        self._close_failed_hook: Callable[[Any, BaseException], Any] | None = None
+        # A deferred pause still waiting for a checkpoint when the last plan ended (bluesky
+        # reports it in ``deferred_pause_requested`` until the next plan starts).
+        self._deferred_left = False
+        # The numbering of subscription tokens that plan messages use (None: the run
+        # engine's own; `SyncRunEngine` installs bluesky's, from 0).
+        self._token_view: TokenNumbering | None = None
+
     def _reset_plan(self) -> None:
         """Forget the previous plan: everything here lives for one plan execution."""
         self._plan_uid = ""
@@ -147,6 +169,10 @@ class RunCore(MetadataHooks):
         self._runs: dict[Any, OpenRun] = {}
         self._run_uids: list[str] = []
         self._groups: dict[Any, list[Any]] = {}
+        # Failures of grouped statuses not yet thrown into the plan (by id of the status),
+        # and statuses whose failure a ``wait`` already raised (`._status_watch`).
+        self._status_failures: dict[int, BaseException] = {}
+        self._failures_raised: dict[int, Any] = {}
         # groups a ``wait(error_on_timeout=False)`` has told the waiting hook about
         self._waited_groups: set[Any] = set()
         # monitored objects (``monitor`` messages), by id
@@ -457,9 +483,12 @@ class RunCore(MetadataHooks):
         await self._stop_movables(success=True)
         refused: list[str] = []
         for obj in list(self._seen.values()):
-            if callable(getattr(obj, "pause", None)) and not await self._pause_device(obj):
+            if _pausable(obj) and not await self._pause_device(obj):
                 refused.append(obj_name(obj) or repr(obj))
         self._groups.clear()
+        # The plan is rewound (or, deferred, at a checkpoint): a failure that had not
+        # reached it yet belongs to a move that is redone or was stopped on purpose.
+        self._status_failures.clear()
         if refused:
             self._reset_checkpoint()
             self._replay.resume_into = None
@@ -482,7 +511,7 @@ class RunCore(MetadataHooks):
 
     async def _resume_seen_devices(self) -> None:
         for obj in list(self._seen.values()):
-            if callable(getattr(obj, "resume", None)):
+            if _pausable(obj):
                 await self._safely(obj, "resume", obj.resume)
 
     # -- suspenders --------------------------------------------------------------------------
@@ -526,3 +555,9 @@ def check_yield_every(value: object) -> int:
     if not (isinstance(value, int) and value >= 1):
         raise PlanArgumentError(f"yield_every must be an int >= 1, got {value!r}")
     return value
+
+
+def _pausable(obj: Any) -> bool:
+    """bluesky's ``Pausable``: ``pause()`` *and* ``resume()``. A device is only told that a
+    pause or suspension began if it can be told that it ended."""
+    return callable(getattr(obj, "pause", None)) and callable(getattr(obj, "resume", None))

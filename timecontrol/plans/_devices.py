@@ -255,6 +255,14 @@ class SimStatus:
                 return
             loop.call_at(self._deadline, self._poll)
 
+    def _when_finished(self, callback: Callable[[SimStatus], None]) -> None:
+        # `add_callback` without its deadline timer: for the run engine's failure watch,
+        # which only cares about `finish` (a deadline always finishes successfully).
+        if self._finished:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
     async def wait(self) -> None:
         """Wait until done; raise `StatusFailed` (or the recorded error) if it failed."""
         while not self._poll():

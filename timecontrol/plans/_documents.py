@@ -16,8 +16,19 @@ from ._errors import IllegalMessageSequence
 
 __all__ = ["DOCUMENT_NAMES", "INTERRUPTIONS", "OpenRun", "new_uid"]
 
-#: The document names, in the order a run emits them.
-DOCUMENT_NAMES = ("start", "descriptor", "event", "stop")
+#: The document names, in the order a run emits them (the last five from ``collect`` and
+#: from devices that write external assets).
+DOCUMENT_NAMES = (
+    "start",
+    "descriptor",
+    "event",
+    "stop",
+    "event_page",
+    "resource",
+    "datum",
+    "stream_resource",
+    "stream_datum",
+)
 #: The stream that records pauses, resumes and suspensions (``record_interruptions``).
 INTERRUPTIONS = "interruptions"
 
@@ -26,6 +37,18 @@ for _name, _doc in (
     ("run.descriptor", "a data stream was described; payload: the event descriptor document"),
     ("run.event", "a reading was saved; payload: the event document (seq_num, data, ...)"),
     ("run.stop", "a run ended; payload: the run stop document (exit_status, reason, ...)"),
+    ("run.event_page", "readings collected from a flyer; payload: the event page document"),
+    ("run.resource", "an external asset was announced; payload: the resource document"),
+    ("run.datum", "a part of an external asset; payload: the datum document"),
+    (
+        "run.stream_resource",
+        "an external stream of data was announced; payload: the stream resource document",
+    ),
+    (
+        "run.stream_datum",
+        "rows of an external stream were written; payload: the stream datum document "
+        "(seq_nums: the events they belong to)",
+    ),
 ):
     reserve_kind(_name, _doc)
 
@@ -53,6 +76,12 @@ class OpenRun:
         self.bundle_name: str | None = None
         self._read: list[tuple[Any, dict[str, Any]]] = []
         self._describe: dict[int, dict[str, Any]] = {}
+        # ``collect``: streams declared with collect=True, by the ids of their objects; the
+        # streams of each old-style flyer, by the data keys of its events; the stream
+        # resources announced (uid -> data key).
+        self.collect_streams: dict[frozenset[int], list[str]] = {}
+        self.flyer_streams: dict[int, dict[frozenset[str], str]] = {}
+        self.stream_resources: dict[str, str] = {}
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -145,7 +174,21 @@ class OpenRun:
         now: float,
     ) -> dict[str, Any] | None:
         """The new descriptor for stream `name`, or None if it exists (and matches `objs`)."""
-        names = tuple(_object_name(o) for o in objs)
+        if name in self.descriptors:
+            return self.stream_descriptor(name, [(obj, {}) for obj in objs], configuration, now)
+        return self.stream_descriptor(
+            name, [(obj, self._describe[id(obj)]) for obj in objs], configuration, now
+        )
+
+    def stream_descriptor(
+        self,
+        name: str,
+        described: list[tuple[Any, dict[str, Any]]],
+        configuration: dict[str, dict[str, Any]],
+        now: float,
+    ) -> dict[str, Any] | None:
+        """As `descriptor`, with each object's data keys given (``describe_collect``)."""
+        names = tuple(_object_name(o) for o, _ in described)
         existing = self.descriptors.get(name)
         if existing is not None:
             if set(existing[1]) != set(names):
@@ -157,8 +200,7 @@ class OpenRun:
         data_keys: dict[str, Any] = {}
         object_keys: dict[str, list[str]] = {}
         hints: dict[str, Any] = {}
-        for obj, obj_name in zip(objs, names, strict=True):
-            desc = self._describe[id(obj)]
+        for (obj, desc), obj_name in zip(described, names, strict=True):
             object_keys[obj_name] = list(desc)
             for key, value in desc.items():
                 data_keys[key] = {**value, "object_name": obj_name}
@@ -198,6 +240,27 @@ class OpenRun:
             "time": now,
             "descriptor": descriptor["uid"],
             "seq_num": seq_num,
+            "data": data,
+            "timestamps": timestamps,
+            "filled": {},
+        }
+
+    def event_page(
+        self,
+        name: str,
+        data: dict[str, list[Any]],
+        timestamps: dict[str, list[Any]],
+        now: float,
+    ) -> dict[str, Any]:
+        """The event page of ``len`` rows of stream `name` (takes as many seq_nums)."""
+        rows = len(next(iter(data.values()), ()))
+        start = self.seq[name]
+        self.seq[name] = start + rows
+        return {
+            "descriptor": self.descriptors[name][0]["uid"],
+            "uid": [new_uid() for _ in range(rows)],
+            "time": [now] * rows,
+            "seq_num": list(range(start, start + rows)),
             "data": data,
             "timestamps": timestamps,
             "filled": {},

@@ -25,9 +25,10 @@ import anyio
 import anyio.lowlevel
 
 from .._exceptions import EngineStateError
+from ._commands import SUSPENSION_WAIT
 from ._compat import is_ending_request, request_abort, request_stop
 from ._core import ABORT, ENDING, HALT, NONE, PANIC, PAUSE, STOP, SUSPEND, RunCore
-from ._errors import PlanArgumentError, UnknownCommandError
+from ._errors import PlanArgumentError, PlanClosedError, UnknownCommandError
 from ._loop import LoopHandle
 from ._msg import Msg
 from ._records import ExitStatus, RunResult, jsonable, obj_name
@@ -91,14 +92,31 @@ class Driver(RunCore):
             restore_sigint()
             self._driving = False
             done, self._drive_done = self._drive_done, None
-            done.set()
-            if self._state is _S.PANICKED and self._panic_cleared:
-                self._panic_cleared = False
-                self._set_state(self._panic_return, force=True)
+            try:
+                self._settle_state()
+            finally:
+                done.set()
         assert result is not None
         if result.exception is not None and result.exit_status == "fail":
             raise result.exception
         return result
+
+    def _settle_state(self) -> None:
+        """Record the state the drive ended in (idle, paused), now that its tasks are gone.
+
+        Not earlier: a caller woken by ``idle`` or ``paused`` (a state hook, a Log
+        subscriber, the queue) may call `run`/`resume` at once, and those refuse while a drive
+        is still winding down its task group.
+        """
+        settle, self._settle = self._settle, None
+        if self._state is _S.PANICKED:
+            if self._panic_cleared:  # all_is_well() came while the plan was being ended
+                self._panic_cleared = False
+                self._set_state(self._panic_return, force=True)
+        elif settle is not None:
+            self._set_state(settle)
+        if settle is _S.IDLE:
+            self._reset_plan()
 
     async def _resume_devices(self) -> None:
         # Inside the drive, so that stop(), panic() etc. see a driven plan meanwhile.
@@ -189,11 +207,15 @@ class Driver(RunCore):
         log_messages = self.log_messages
         budget = self.yield_every
         hook = self.msg_hook
+        failures = self._status_failures
+        seen = self._seen
         count = 0
         while stack:
             if self._request:
                 return
             frame = stack[-1]
+            if failures and frame.throw is None:
+                self._deliver_status_failure(frame)
             msg = self._advance(frame)
             if msg is _NO_MSG:
                 continue
@@ -209,8 +231,10 @@ class Driver(RunCore):
             if cache is not None and replay.rewindable and command not in UNCACHEABLE:
                 cache.append(msg)
                 cached = True
+            if (obj := msg.obj) is not None:
+                seen[id(obj)] = obj  # every object a message names (bluesky's objs_seen)
             if log_messages:
-                self._log_msg(frame, command, msg.obj)
+                self._log_msg(frame, command, obj)
             entry = handlers.get(command)
             if entry is None:
                 frame.throw = self._unknown_command(command, msg)
@@ -235,6 +259,14 @@ class Driver(RunCore):
                 if self._batch:
                     self._flush_msgs()
                 await anyio.lowlevel.checkpoint()
+
+    def _deliver_status_failure(self, frame: Frame) -> None:
+        """A status failed that the plan has not waited for: bluesky throws it into the plan
+        at its next message (here), instead of the value of the message it is at."""
+        failures = self._status_failures
+        frame.throw = failures[next(iter(failures))]
+        frame.send = None
+        failures.clear()
 
     def _advance(self, frame: Frame) -> Any:
         """The next message of `frame`, or `_NO_MSG` if it ended (its value passed on) or
@@ -261,6 +293,14 @@ class Driver(RunCore):
                 raise
             stack[-1].throw = exc
             return _NO_MSG
+        except GeneratorExit as exc:
+            # Raised by the plan itself, not by closing it (that happens in `_close_plan`):
+            # the plan asks to be closed, so the whole stack is, and the plan fails (bluesky).
+            self._replay.frames.pop()
+            raise PlanClosedError(
+                f"the plan {frame.gen!r} raised GeneratorExit({str(exc)!r}) instead of "
+                "returning or raising an Exception: the plan is closed and fails"
+            ) from exc
 
     def _log_msg(self, frame: Frame, command: str, obj: Any) -> None:
         # Batched: one Log event per stretch of messages processed without awaiting.
@@ -308,7 +348,9 @@ class Driver(RunCore):
             self._plan_uid,
             {"replay": len(self._replay.cache or ()), "no_replay": no_replay},
         )
-        self._set_state(_S.PAUSED)  # skipped if a panic came meanwhile: it stays panicked
+        # Recorded when the drive is over (`_settle_state`); skipped if a panic came
+        # meanwhile: it stays panicked.
+        self._settle = _S.PAUSED
         return self._paused_result()
 
     def _paused_result(self) -> RunResult:
@@ -346,30 +388,37 @@ class Driver(RunCore):
         result_to = self._replay.interrupted()
         await self._bring_devices_to_rest()
         msgs = self._replay.take(self._runs.values())
-        self._replay.push(self._suspension(suspender, msgs, result_to))
+        # bluesky's stack: the replay below, the suspension on top of it
+        self._replay.replay(msgs, result_to)
+        self._replay.push(self._suspension(suspender, len(msgs)))
 
-    def _suspension(
-        self, suspender: Suspender, replay: list[Any], result_to: Frame | None
-    ) -> Generator[Any, Any, None]:
+    def _suspension(self, suspender: Suspender, replayed: int) -> Generator[Any, Any, None]:
         # Runs through the message loop like any plan, so pre/post plans may move devices and
-        # a pause during the wait is an ordinary hard pause of this generator.
+        # a pause during the wait is an ordinary hard pause of this generator. The messages
+        # are bluesky's (a msg_hook sees the same sequence); the replay runs after it.
         was_rewindable = self._replay.rewindable
+        yield Msg("_start_suspender")
         yield Msg("rewindable", None, False)
         pre = suspender._plan(suspender.pre_plan)
         if pre is not None:
             yield from ensure_generator(pre)
-        while not (yield Msg("_wait_for_suspenders")):
+        while not (yield Msg("wait_for", None, SUSPENSION_WAIT)):
             pass  # interrupted by a pause: wait again after resume
+        yield Msg("_resume_from_suspender", None, replayed)
         post = suspender._plan(suspender.post_plan)
         if post is not None:
             yield from ensure_generator(post)
         yield Msg("rewindable", None, was_rewindable)
-        yield Msg("_resume_from_suspension", None, replay, result_to)
 
     # -- ending ------------------------------------------------------------------------------
 
     async def _end_request(self, request: int, what: str, reason: str) -> RunResult:
         """`stop`/`abort`/`halt`: end a paused plan here, or a driven one and wait for it."""
+        done = self._drive_done
+        if self._settle is not None and done is not None:
+            # The drive has paused or ended the plan and is winding down: act on what it
+            # leaves (a paused plan to end, or nothing).
+            await done.wait()
         state = self._state
         if state is _S.PAUSED and not self._driving:
             self._check_engine(what)
@@ -426,8 +475,15 @@ class Driver(RunCore):
     def _close_plan(self) -> None:
         # Close every generator, innermost first; a plan that tries to yield while being
         # closed has its clean-up skipped (that is what halt means).
-        for error in self._replay.close():
-            self._cleanup_failed(None, "close plan", repr(error))
+        for gen, error in self._replay.close():
+            if isinstance(error, RuntimeError):  # "generator ignored GeneratorExit"
+                message = f"the plan {gen!r} tried to yield a value on close: {error}"
+            else:
+                message = f"the plan {gen!r} raised on close: {error!r}"
+            self._cleanup_failed(None, "close plan", message)
+            hook = self._close_failed_hook
+            if hook is not None:
+                hook(gen, error)
 
     async def _finish(
         self,
@@ -438,6 +494,7 @@ class Driver(RunCore):
         exception: BaseException | None = None,
     ) -> RunResult:
         """Engine clean-up on every exit path, then the result; leaves the state idle."""
+        self._deferred_left = self._deferred
         with anyio.CancelScope(shield=True):
             await self._stop_movables(success=exit_status == "success")
             for obj in reversed(list(self._staged.values())):
@@ -469,9 +526,7 @@ class Driver(RunCore):
         self._last_result = result
         if self._state is _S.PANICKED:
             self._panic_return = _S.IDLE  # all_is_well() will find no plan to return to
-        else:
-            self._set_state(_S.IDLE)
-        self._reset_plan()
+        self._settle = _S.IDLE  # recorded, and the plan forgotten, when the drive is over
         return result
 
     def _close_runs(self, exit_status: ExitStatus, reason: str) -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "IllegalMessageSequence",
     "PauseHeldError",
     "PlanArgumentError",
+    "PlanClosedError",
     "RequestAbort",
     "RequestStop",
     "StatusFailed",
@@ -34,6 +35,15 @@ class PlanArgumentError(TimeControlError, ValueError, TypeError):
 
     It is also a `ValueError` and a `TypeError`, which is what these errors were before they
     had a class of their own, so that existing ``except ValueError`` clauses keep working.
+    """
+
+
+class PlanClosedError(TimeControlError, ValueError):
+    """A plan raised ``GeneratorExit`` itself (not while being closed): the run engine closes
+    the whole plan stack, as for a halt, and the plan fails with this error.
+
+    Its ``__cause__`` is the plan's ``GeneratorExit``. It is also a `ValueError`, which is what
+    bluesky raises (from the ``GeneratorExit``) in that case.
     """
 
 

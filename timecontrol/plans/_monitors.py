@@ -22,12 +22,12 @@ from typing import Any
 
 import anyio.to_thread
 
+from ._collect import Collecting
 from ._commands import configuration_of
 from ._devices import maybe_await
 from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._loop import LoopHandle
 from ._records import CommandHandler, obj_name
-from ._waiting import Waiting
 
 __all__ = ["Monitors"]
 
@@ -43,7 +43,7 @@ class _Monitor:
     active: bool = True
 
 
-class Monitors(Waiting):
+class Monitors(Collecting):
     """``monitor``, ``unmonitor`` and ``input`` (mixed into `RunEngine`)."""
 
     def _monitor_handlers(self) -> dict[str, CommandHandler]:

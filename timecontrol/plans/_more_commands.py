@@ -50,7 +50,7 @@ class MoreCommands(CommandHandlers):
         obj = msg.obj
         status = self._adopt(_method(obj, method, msg.command)(*args, **kwargs))
         self._seen[id(obj)] = obj
-        self._groups.setdefault(msg.kwargs.get("group"), []).append(status)
+        self._join_group(msg.kwargs.get("group"), status)
         return status
 
     def _cmd_execute(self, msg: Any) -> Any:

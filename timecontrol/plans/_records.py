@@ -21,6 +21,7 @@ __all__ = [
     "ExitStatus",
     "LoggedMsg",
     "RunResult",
+    "TokenNumbering",
     "jsonable",
     "logged_messages",
     "obj_name",
@@ -142,3 +143,34 @@ class RunResult:
     interrupted: bool
     paused: bool
     exception: BaseException | None = None
+
+
+class TokenNumbering:
+    """Subscription tokens as one caller numbers them (0, 1, 2, ... as bluesky's
+    dispatcher does) over the run engine's own tokens, which it shares with internal
+    subscribers such as the engine's queue.
+
+    `SyncRunEngine` installs one: ``RE.subscribe``, ``RE.unsubscribe`` and the plan messages
+    ``subscribe``/``unsubscribe`` then speak its numbering, and a token it never handed out
+    can remove nothing (not the queue's subscription, in particular).
+    """
+
+    __slots__ = ("_inner", "_next")
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._inner: dict[int, int] = {}
+
+    def outward(self, inner: int) -> int:
+        """A new token of this numbering for the run engine's token `inner`."""
+        token = self._next
+        self._next += 1
+        self._inner[token] = inner
+        return token
+
+    def inward(self, token: Any) -> int | None:
+        """The run engine's token behind `token` (forgotten now), or None if unknown."""
+        try:
+            return self._inner.pop(token, None)
+        except TypeError:  # unhashable: never handed out
+            return None

@@ -35,8 +35,8 @@ UNCACHEABLE: Final = frozenset(
         "unmonitor",
         "install_suspender",
         "remove_suspender",
-        "_wait_for_suspenders",
-        "_resume_from_suspension",
+        "_start_suspender",
+        "_resume_from_suspender",
     }
 )
 
@@ -158,13 +158,14 @@ class ReplayStack:
         self.resume_into = None
         return len(msgs)
 
-    def close(self) -> list[BaseException]:
-        """Close every generator, innermost first; return the errors they raised."""
-        errors: list[BaseException] = []
+    def close(self) -> list[tuple[Any, BaseException]]:
+        """Close every generator, innermost first; return (generator, error) for each that
+        raised (e.g. a ``RuntimeError``: it tried to yield while being closed)."""
+        errors: list[tuple[Any, BaseException]] = []
         while self.frames:
             frame = self.frames.pop()
             try:
                 frame.gen.close()
             except Exception as exc:
-                errors.append(exc)
+                errors.append((frame.gen, exc))
         return errors

@@ -144,6 +144,7 @@ class RunEngine(Driver, SuspendRequests):
         handlers = {
             **self._builtin_handlers(),
             **self._more_handlers(),
+            **self._collect_handlers(),
             **self._waiting_handlers(),
             **self._monitor_handlers(),
         }
@@ -249,6 +250,7 @@ class RunEngine(Driver, SuspendRequests):
         self._check_engine("run()")
         gen = as_plan(plan)
         self._reset_plan()
+        self._deferred_left = False
         self._plan_uid = new_uid()
         self._metadata = dict(metadata)
         self._plan_md = {

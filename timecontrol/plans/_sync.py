@@ -29,7 +29,7 @@ from .._exceptions import EngineStateError
 from ._compat import interrupted_error, plan_error, state_error, versions
 from ._errors import IllegalMessageSequence, PlanArgumentError
 from ._loop import LoopHandle
-from ._records import DocumentCallback, RunResult
+from ._records import DocumentCallback, RunResult, TokenNumbering
 from ._runengine import RunEngine
 from ._state import RunState
 from ._stubs import ensure_generator
@@ -38,6 +38,7 @@ from ._sync_extras import (
     SigintHandler,
     check_depth,
     is_bluesky_suspender,
+    print_close_failure,
     split_bluesky_options,
     swap_old_subscribe,
     wait_for_tripped,
@@ -136,6 +137,24 @@ def _normalize_subs(subs: Any) -> list[tuple[str, DocumentCallback]]:
     )
 
 
+def _suspender_command(
+    run_engine: RunEngine, ours: Callable[[Any], Any], theirs: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """The ``install_suspender``/``remove_suspender`` message handler of `SyncRunEngine`:
+    bluesky's suspenders are installed for good, as bluesky's message does (on the loop's
+    thread, where the plan runs); ours as the run engine does it."""
+
+    def handler(msg: Any) -> Any:
+        suspender = msg.obj if msg.obj is not None else msg.args[0]
+        if not is_bluesky_suspender(suspender):
+            return ours(msg)
+        run_engine._reset_checkpoint()
+        theirs(suspender)
+        return None
+
+    return handler
+
+
 class SyncRunEngine:
     """A blocking, bluesky-style run engine over a timecontrol `Engine` (IPython, Jupyter).
 
@@ -182,8 +201,8 @@ class SyncRunEngine:
         self._re: RunEngine = RunEngine(self._engine, **options)
         for name, hook in hooks.items():
             setattr(self._re, name, hook)
-        # Msg("RE_class") answers the class of the run engine the user calls.
-        self._re.register_command("RE_class", lambda msg: type(self))
+        self._tokens = TokenNumbering()  # bluesky's (from 0), apart from the queue's tokens
+        self._adapt_run_engine()
         self.call_returns_result = bool(call_returns_result)
         self.preprocessors: list[Callable[[Any], Any]] = list(preprocessors or [])
         self.context_managers: list[Callable[[SyncRunEngine], Any]] = (
@@ -450,8 +469,12 @@ class SyncRunEngine:
 
     @property
     def deferred_pause_requested(self) -> bool:
-        """True while a deferred pause waits for the next checkpoint."""
-        return self._re._deferred
+        """True while a deferred pause waits for the next checkpoint; False once it lands.
+
+        As in bluesky, a deferred pause asked after the plan's last checkpoint never lands,
+        and this stays True after the plan ends, until the next plan starts.
+        """
+        return self._re._deferred or self._re._deferred_left
 
     @property
     def commands(self) -> list[str]:
@@ -487,11 +510,30 @@ class SyncRunEngine:
         bluesky's old argument order, ``subscribe(name, func)``, still works with a warning.
         """
         func, name = swap_old_subscribe(func, name)
-        return self._re.subscribe(func, name)
+        return self._tokens.outward(self._re.subscribe(func, name))
 
     def unsubscribe(self, token: int) -> None:
-        """Remove a subscription made with `subscribe`."""
-        self._re.unsubscribe(token)
+        """Remove a subscription made with `subscribe` (or a plan's ``subscribe`` message).
+
+        Tokens are numbered 0, 1, 2, ... per `SyncRunEngine`, as in bluesky; unknown tokens
+        are ignored.
+        """
+        inner = self._tokens.inward(token)
+        if inner is not None:
+            self._re.unsubscribe(inner)
+
+    def _adapt_run_engine(self) -> None:
+        """Make the run engine underneath answer as bluesky's does where plans can tell."""
+        re_ = self._re
+        # Msg("RE_class") answers the class of the run engine the user calls.
+        re_.register_command("RE_class", lambda msg: type(self))
+        re_._close_failed_hook = print_close_failure
+        re_._token_view = self._tokens
+        for command, ours, theirs in (
+            ("install_suspender", re_._cmd_install_suspender, self.install_suspender),
+            ("remove_suspender", re_._cmd_remove_suspender, self.remove_suspender),
+        ):
+            re_.register_command(command, _suspender_command(re_, ours, theirs))
 
     def install_suspender(self, suspender: Any) -> None:
         """Watch `suspender` during every run: a `timecontrol.plans` suspender, or one of

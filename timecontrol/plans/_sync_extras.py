@@ -30,6 +30,7 @@ __all__ = [
     "SigintHandler",
     "check_depth",
     "is_bluesky_suspender",
+    "print_close_failure",
     "split_bluesky_options",
     "swap_old_subscribe",
     "wait_for_tripped",
@@ -145,3 +146,10 @@ class SigintHandler:
         if self._restore is not None:
             self._restore()
             self._restore = None
+
+
+def print_close_failure(gen: Any, error: BaseException) -> None:
+    """bluesky's message when closing a plan's generator fails because it yielded (the Log
+    has the event too: ``plan.cleanup_failed``, step ``close plan``)."""
+    if isinstance(error, RuntimeError):
+        print(f"The plan {gen!r} tried to yield a value on close.  Please fix your plan.")

@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 import sniffio
 
-from ._commands import _TaskStatus
+from ._commands import SUSPENSION_WAIT, _TaskStatus
 from ._compat import wait_timeout_error
 from ._devices import SimStatus, _callback_done, await_status
 from ._more_commands import MoreCommands
@@ -73,6 +73,10 @@ class Waiting(MoreCommands):
         finished = False
         try:
             finished = await self._wait_statuses(statuses, watched, timeout)
+        except Exception:
+            for status in statuses:  # this wait raised their failure: not thrown again
+                self._failure_raised(status)
+            raise
         finally:
             if not finished:
                 self._groups.setdefault(group, [])[:0] = statuses  # a later wait finds them
@@ -107,6 +111,7 @@ class Waiting(MoreCommands):
                     try:
                         await _settle(status)
                     except Exception as exc:
+                        self._failure_raised(status)
                         failures.append(exc)
                         tg.cancel_scope.cancel()
                         return
@@ -123,8 +128,10 @@ class Waiting(MoreCommands):
             raise failures[0]
         return not scope.cancelled_caught or remaining[0] == 0
 
-    async def _cmd_wait_for(self, msg: Any) -> list[Any]:
+    async def _cmd_wait_for(self, msg: Any) -> Any:
         (factories,) = msg.args
+        if factories is SUSPENSION_WAIT:
+            return await self._cmd_wait_for_suspenders(msg)
         timeout = msg.kwargs.get("timeout")
         return_when = msg.kwargs.get("return_when", asyncio.ALL_COMPLETED)
         if sniffio.current_async_library() == "asyncio":

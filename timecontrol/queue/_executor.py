@@ -36,9 +36,6 @@ from ._model import QueueRecord
 
 __all__ = ["Executor"]
 
-#: How many times a plan is offered again to a run engine that reads ``idle`` but refuses.
-_IDLE_RETRIES = 100
-
 
 @dataclass(frozen=True, slots=True)
 class Ended:
@@ -387,17 +384,7 @@ class Executor(Edits):
 
     @staticmethod
     async def _start_plan(engine: RunEngine, plan: Any, md: dict[str, Any]) -> RunResult:
-        """``engine.run(plan, **md)``. A run engine that reads ``idle`` may still be winding
-        the previous plan's drive down for a moment (its tasks ending) and refuse: the
-        queue, woken by that ``idle``, tries again then (`run` refuses before it touches the
-        plan)."""
-        for _ in range(_IDLE_RETRIES):
-            try:
-                return await engine.run(plan, **md)
-            except EngineStateError:
-                if engine.state is not RunState.IDLE:
-                    raise
-            await anyio.lowlevel.checkpoint()
+        """``engine.run(plan, **md)`` (a run engine that reads ``idle`` accepts it)."""
         return await engine.run(plan, **md)
 
     async def _guarded(
