@@ -110,7 +110,6 @@ def _check_subject(subject: object) -> None:
         raise EventPayloadError(f"subject {subject!r} is not valid text (lone surrogate)") from None
 
 
-
 class Dispatcher:
     """The Schedule, the actions, the timers and the gate of one engine (its owner).
 
@@ -323,7 +322,6 @@ class Dispatcher:
             "intent.cancelled", intent.subject, {"seq": intent.seq, "action": intent.action}
         )
         return True
-
 
     async def wait_idle(self) -> None:
         """Return once nothing is pending in the Schedule and nothing is running."""
