@@ -17,17 +17,14 @@ operating system does to a killed process, which a virtual clock cannot show.
 from __future__ import annotations
 
 import os
-import random
-import signal
 import sys
-import time
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent.parent)]
+sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]
 
 import anyio  # noqa: E402
+from kill_loop import kill_loop  # noqa: E402
 
 import timecontrol as tc  # noqa: E402
 from timecontrol.sequence import Sequence  # noqa: E402
@@ -73,46 +70,11 @@ def _child(store: str, truth: str, first: bool, policy: str) -> None:
     anyio.run(main, backend=os.environ.get("SEQUENCE_CRASH_BACKEND", "asyncio"))
 
 
-def _fork(store: str, truth: str, first: bool, policy: str) -> int:
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the harness
-        code = 0
-        try:
-            _child(store, truth, first, policy)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        os._exit(code)
-    return pid
-
-
-def _wait_ready(truth: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(truth) and b"ready" in Path(truth).read_bytes():
-            return
-        time.sleep(0.005)  # real time: a real process
-    raise SystemExit("the first child never became ready")
-
-
 def main() -> None:
     store, truth, rounds, seed, policy = sys.argv[1:6]
     if os.environ.get("SEQUENCE_CRASH_BACKEND") == "trio":
         import trio  # noqa: F401 -- imported once here, not in every (short-lived) child
-    rng = random.Random(int(seed))
-    pid = _fork(store, truth, True, policy)
-    _wait_ready(truth)
-    time.sleep(rng.uniform(0.04, 0.2))  # real time: a real process
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    for _ in range(int(rounds)):
-        pid = _fork(store, truth, False, policy)
-        time.sleep(rng.uniform(0.04, 0.2))  # real time: how long the child lives
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    pid = _fork(store, truth, False, policy)
-    _, status = os.waitpid(pid, 0)
-    sys.exit(os.waitstatus_to_exitcode(status))
+    kill_loop(lambda first: _child(store, truth, first, policy), truth, int(rounds), int(seed))
 
 
 if __name__ == "__main__":
