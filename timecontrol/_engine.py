@@ -33,7 +33,7 @@ from .queue import Queue
 from .scheduler import ExecutionRecord, Job, JobStats, Scheduler, SchedulerStats
 from .scheduler._job import JobChanges
 from .scheduler._scheduler import JobOptions
-from .sequence import Sequence, Sequences
+from .sequence import Sequence, SequenceOptions, Sequences
 from .triggers import Trigger
 
 __all__ = ["Engine", "current_engine", "jsonable"]
@@ -158,34 +158,16 @@ class Engine:
         return self._sequences
 
     def sequence(
-        self,
-        actions: object,
-        timepoints: object = None,
-        *,
-        name: str | None = None,
-        kwargs: dict[str, dict[str, Any]] | None = None,
-        on_error: str = "skip_rest",
-        on_pause: str = "catch_up",
-        on_interrupt: str = "skip",
-        on_downtime: str = "skip",
-        downtime_grace: float = 60.0,
-        replace: bool = False,
-        reset: bool = False,
+        self, actions: object, timepoints: object = None, **options: Unpack[SequenceOptions]
     ) -> Sequence:
         """A sampling sequence: the chain `actions` (names or async functions) run in order at
         each time point of `timepoints` (``tc.timepoints.pairs((5, 60), (10, 300))``, or a
         list of offsets); start it with ``start()``, wait for it with ``await join()``.
-        `on_error`: ``skip_rest``, ``continue`` or ``pause``; `on_pause` (what `resume` does
-        with points due while paused): ``catch_up``, ``postpone`` or ``skip``. Re-declaring
-        a `name` whose history the store holds resumes it (`on_interrupt`: ``skip`` or
-        ``rerun``; `on_downtime`: ``skip``, ``catch_up`` or ``postpone``, for points due
-        more than `downtime_grace` seconds before the restart (those within it run); a different
-        declaration needs ``replace=True`` or ``reset=True``). See docs/sequences.md."""
-        return self._sequences.create(
-            actions, timepoints, name=name, kwargs=kwargs, on_error=on_error, on_pause=on_pause,
-            on_interrupt=on_interrupt, on_downtime=on_downtime, downtime_grace=downtime_grace,
-            replace=replace, reset=reset,
-        )  # fmt: skip
+
+        Options (`name`, `kwargs`, `on_error`, `on_pause`, `on_interrupt`, `on_downtime`,
+        `downtime_grace`, `replace`, `reset`) are `Sequences.create`'s. Re-declaring a `name`
+        whose history the store holds resumes it. See docs/sequences.md."""
+        return self._sequences.create(actions, timepoints, **options)
 
     @property
     def running(self) -> bool:

@@ -23,7 +23,7 @@ from ._errors import (
     SequenceStateError,
 )
 from ._host import SequenceHost
-from ._manager import Sequences
+from ._manager import SequenceOptions, Sequences
 from ._plan import MAX_POINTS
 from ._point import Point
 from ._records import ACTION_STATUSES, POINT_STATUSES, ActionRecord, PointRecord
@@ -46,6 +46,7 @@ __all__ = [
     "SequenceError",
     "SequenceHost",
     "SequenceMismatchError",
+    "SequenceOptions",
     "SequenceStateError",
     "SequenceStatus",
     "Sequences",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._args import check_flag, check_name
 from ._core import ACTION_NAME, CANCELLED_STATE, FINISHED
@@ -16,7 +16,22 @@ if TYPE_CHECKING:
     from .._schedule import Intent
     from ._host import SequenceHost
 
-__all__ = ["Sequences"]
+__all__ = ["SequenceOptions", "Sequences"]
+
+
+class SequenceOptions(TypedDict, total=False):
+    """The keyword options of `Sequences.create` (and ``engine.sequence``), for typing a
+    caller's ``**options``; `Sequences.create` documents each and holds the defaults."""
+
+    name: str | None
+    kwargs: Mapping[str, Mapping[str, Any]] | None
+    on_error: str
+    on_pause: str
+    on_interrupt: str
+    on_downtime: str
+    downtime_grace: float
+    replace: bool
+    reset: bool
 
 
 def _check_flags(replace: object, reset: object) -> None:
