@@ -259,7 +259,7 @@ async def test_a_suspension_yields_bluesky_messages_then_replays(virtual_clock: 
     asked: list[float] = []
 
     async def clears_at_three() -> None:
-        await anyio.sleep(3.0)
+        await anyio.sleep(3.0)  # virtual time
 
     async with running() as (_, re_):
 

@@ -281,7 +281,7 @@ async def test_request_suspend_holds_the_plan_until_the_awaitable_is_done(
     async def release() -> None:
         await anyio.sleep(1)  # virtual time
         re.request_suspend(released.wait, pre_plan=[Msg("call", pre.append, "pre")])
-        await anyio.sleep(4)
+        await anyio.sleep(4)  # virtual time
         released.set()
 
     async with running() as (engine, re), anyio.create_task_group() as tg:

@@ -110,7 +110,7 @@ async def test_a_later_failure_reaches_the_plan_at_its_next_message(
             async with anyio.create_task_group() as tg:
 
                 async def fail_at_one() -> None:
-                    await anyio.sleep(1.0)
+                    await anyio.sleep(1.0)  # virtual time
                     device.fail_now()
 
                 tg.start_soon(fail_at_one)

@@ -207,7 +207,7 @@ def test_scheduled_jobs_run_between_calls(RE: SyncRunEngine) -> None:
     RE.call_in_loop(lambda: RE.engine.add_job("tick", tc.interval(0.02), id="tick"))
     # Real time on purpose: SyncRunEngine runs its loop in a real thread, as in IPython,
     # and the "user" is thinking between two cells (jobs must run meanwhile).
-    time.sleep(0.3)  # real time on purpose
+    time.sleep(0.3)  # real time on purpose (not virtual: a thread runs the loop)
     assert len(ticks) >= 5
     RE(count([SimDetector("d")]))
 
